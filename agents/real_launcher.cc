@@ -1,0 +1,263 @@
+#include "agents/real_launcher.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace cb {
+namespace {
+
+int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+// Steps of the child that can fail, reported through the pipe.
+enum ChildStage : int { kSetpgid = 1, kDevNull, kLog, kChdir, kGroups, kSetgid, kSetuid, kExec };
+
+struct ChildError {
+  int stage;
+  int err;
+};
+
+std::string FindOnPath(const std::string& cmd, std::string* searched) {
+  const char* p = getenv("PATH");
+  std::string path = p && *p ? p : "/usr/local/bin:/usr/bin:/bin";
+  *searched = path;
+  std::stringstream ss(path);
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    if (dir.empty()) dir = ".";
+    std::string full = dir + "/" + cmd;
+    struct stat st {};
+    if (stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(full.c_str(), X_OK) == 0)
+      return full;
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<uint64_t> ProcessStartTicks(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!f || !std::getline(f, line))
+    return Err(Code::kNotFound, "process {} does not exist", pid);
+  auto close = line.rfind(')');
+  if (close == std::string::npos)
+    return Err(Code::kInternal, "/proc/{}/stat: unexpected format", pid);
+  std::istringstream rest(line.substr(close + 1));
+  std::string tok;
+  // Fields after the comm: field 3 (state) is token 0, field 22 (starttime) is token 19.
+  for (int i = 0; i <= 19; ++i) {
+    if (!(rest >> tok)) return Err(Code::kInternal, "/proc/{}/stat: too few fields", pid);
+    if (i == 0 && tok == "Z") return Err(Code::kNotFound, "process {} is a zombie", pid);
+  }
+  return std::stoull(tok);
+}
+
+RealLauncher::RealLauncher(std::string default_cwd, WatchFn watch)
+    : default_cwd_(std::move(default_cwd)), watch_(std::move(watch)) {}
+
+RealLauncher::~RealLauncher() {
+  for (auto& [pid, w] : watched_) close(w.pidfd);
+}
+
+Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string& log_path) {
+  if (spec.command.empty()) return Err(Code::kInvalidArgument, "service '{}': empty command", spec.name);
+  // Everything the child needs is prepared here: after fork it only makes syscalls.
+  std::string exe = spec.command[0];
+  if (exe.find('/') == std::string::npos) {
+    std::string searched;
+    std::string found = FindOnPath(exe, &searched);
+    if (found.empty())
+      return Err(Code::kNotFound, "command '{}' not found on PATH ({})", exe, searched);
+    exe = found;
+  }
+  bool set_user = !spec.user.empty();
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string home, user_name;
+  if (set_user) {
+    if (geteuid() != 0)
+      return Err(Code::kPermissionDenied,
+                 "service '{}': user '{}' needs the agent to run as root (it runs as uid {})",
+                 spec.name, spec.user, geteuid());
+    struct passwd* pw = getpwnam(spec.user.c_str());
+    if (!pw) return Err(Code::kNotFound, "service '{}': unknown user '{}'", spec.name, spec.user);
+    uid = pw->pw_uid;
+    gid = pw->pw_gid;
+    home = pw->pw_dir;
+    user_name = pw->pw_name;
+  } else {
+    struct passwd* pw = getpwuid(geteuid());
+    if (pw) {
+      home = pw->pw_dir;
+      user_name = pw->pw_name;
+    }
+  }
+  std::map<std::string, std::string> env;
+  const char* path = getenv("PATH");
+  env["PATH"] = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
+  if (!home.empty()) env["HOME"] = home;
+  if (!user_name.empty()) env["USER"] = env["LOGNAME"] = user_name;
+  for (const char* k : {"LANG", "LC_ALL", "TZ"}) {
+    if (const char* v = getenv(k)) env[k] = v;
+  }
+  for (const auto& [k, v] : spec.env) env[k] = v;
+  std::vector<std::string> env_strs;
+  for (const auto& [k, v] : env) env_strs.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& s : env_strs) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = spec.command;
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  std::string cwd = spec.cwd.empty() ? default_cwd_ : spec.cwd;
+  const char* cwd_c = cwd.empty() ? nullptr : cwd.c_str();
+  const char* log_c = log_path.empty() ? "/dev/null" : log_path.c_str();
+  const char* exe_c = exe.c_str();
+  const char* user_c = user_name.c_str();
+
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return Err(ErrnoError("pipe2", errno));
+  pid_t pid = fork();
+  if (pid < 0) {
+    int e = errno;
+    close(pipefd[0]);
+    close(pipefd[1]);
+    return Err(ErrnoError("fork", e));
+  }
+  if (pid == 0) {
+    // Child: async-signal-safe calls only.
+    auto fail = [&](int stage) {
+      ChildError ce{stage, errno};
+      ssize_t n = write(pipefd[1], &ce, sizeof ce);
+      (void)n;
+      _exit(127);
+    };
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2})
+      signal(sig, SIG_DFL);
+    if (setpgid(0, 0) != 0) fail(kSetpgid);
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0) fail(kDevNull);
+    int logfd = open(log_c, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_CLOEXEC, 0640);
+    if (logfd < 0) fail(kLog);
+    if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) fail(kLog);
+    for (int fd = 0; fd <= 2; ++fd) fcntl(fd, F_SETFD, 0);
+    if (cwd_c && chdir(cwd_c) != 0) fail(kChdir);
+    if (set_user) {
+      if (initgroups(user_c, gid) != 0) fail(kGroups);
+      if (setgid(gid) != 0) fail(kSetgid);
+      if (setuid(uid) != 0) fail(kSetuid);
+    }
+    execve(exe_c, argv.data(), envp.data());
+    fail(kExec);
+  }
+  close(pipefd[1]);
+  setpgid(pid, pid);  // also from the parent, so a signal right away reaches the group
+  ChildError ce{};
+  ssize_t n;
+  do {
+    n = read(pipefd[0], &ce, sizeof ce);
+  } while (n < 0 && errno == EINTR);
+  close(pipefd[0]);
+  if (n == static_cast<ssize_t>(sizeof ce)) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    std::string what;
+    switch (ce.stage) {
+      case kSetpgid: what = "setpgid"; break;
+      case kDevNull: what = "open /dev/null"; break;
+      case kLog: what = "open log file " + std::string(log_c); break;
+      case kChdir: what = "chdir " + cwd; break;
+      case kGroups: what = "initgroups " + spec.user; break;
+      case kSetgid: what = "setgid " + std::to_string(gid); break;
+      case kSetuid: what = "setuid " + std::to_string(uid); break;
+      default: what = "exec " + exe; break;
+    }
+    Error e = ErrnoError(what, ce.err);
+    if (ce.stage == kExec && ce.err == EACCES) e.message += " (not executable?)";
+    return Err(e);
+  }
+  ProcessId id{pid, 0};
+  auto ticks = ProcessStartTicks(pid);
+  if (ticks) id.start_ticks = *ticks;
+  int fd = PidfdOpen(pid);
+  if (fd < 0) {
+    // Cannot watch it: do not leave an unwatched process behind.
+    int e = errno;
+    kill(-pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    return Err(ErrnoError("pidfd_open", e));
+  }
+  watched_[pid] = Watched{fd, true};
+  if (watch_) watch_(pid, fd);
+  return id;
+}
+
+Result<void> RealLauncher::SignalGroup(pid_t pgid, int sig) {
+  if (pgid <= 1) return Err(Code::kInternal, "refusing to signal process group {}", pgid);
+  if (kill(-pgid, sig) != 0 && errno != ESRCH)
+    return Err(ErrnoError(fmt::format("kill(-{}, {})", pgid, sig), errno));
+  return Ok();
+}
+
+Result<void> RealLauncher::Adopt(const ProcessId& id) {
+  if (id.pid <= 1) return Err(Code::kNotFound, "invalid pid {}", id.pid);
+  int fd = PidfdOpen(id.pid);
+  if (fd < 0) return Err(ErrnoError(fmt::format("pidfd_open {}", id.pid), errno));
+  // Check identity after opening the pidfd: if it still matches now, the fd refers to it.
+  auto ticks = ProcessStartTicks(id.pid);
+  if (!ticks || *ticks != id.start_ticks) {
+    close(fd);
+    return Err(Code::kNotFound, "process {} is gone (or its pid was reused)", id.pid);
+  }
+  watched_[id.pid] = Watched{fd, false};
+  if (watch_) watch_(id.pid, fd);
+  return Ok();
+}
+
+std::optional<ExitStatus> RealLauncher::Reap(pid_t pid) {
+  auto it = watched_.find(pid);
+  if (it == watched_.end()) return std::nullopt;
+  ExitStatus st = ExitStatus::Unknown();
+  if (it->second.own_child) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    int r;
+    do {
+      r = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(it->second.pidfd), &info,
+                 WEXITED | WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0 && info.si_pid == 0) return std::nullopt;  // not exited yet
+    if (r == 0) {
+      st = info.si_code == CLD_EXITED ? ExitStatus::Code(info.si_status)
+                                      : ExitStatus::Signal(info.si_status);
+    }
+  }
+  close(it->second.pidfd);
+  watched_.erase(it);
+  return st;
+}
+
+}  // namespace cb
