@@ -275,6 +275,7 @@ std::vector<wire::HostApplyResult> Reconciler::Pass(MonoTime now) {
   }
 
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  duration_hist_.Observe(secs);
   std::lock_guard lk(mu_);
   last_pass_ = now;
   stats_.passes++;
@@ -288,6 +289,10 @@ std::vector<wire::HostApplyResult> Reconciler::Pass(MonoTime now) {
 ReconcileStats Reconciler::stats() const {
   std::lock_guard lk(const_cast<std::mutex&>(mu_));
   return stats_;
+}
+
+std::string Reconciler::RenderDurationHistogram() const {
+  return duration_hist_.Render("cbctld_reconcile_duration_seconds", "");
 }
 
 Result<const DesiredHost*> Reconciler::FindHost(const DesiredState& d, const std::string& host) {

@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controlplane/agent_client.h"
+#include "controlplane/metrics.h"
 #include "controlplane/state_store.h"
 #include "core/clock.h"
 #include "core/service.h"
@@ -107,6 +108,8 @@ class Reconciler {
   Result<std::vector<wire::ServiceInfo>> Services(const std::string& host_filter = "");
 
   ReconcileStats stats() const;
+  // cbctld_reconcile_duration_seconds as a Prometheus histogram.
+  std::string RenderDurationHistogram() const;
 
  private:
   struct HostConn {
@@ -138,6 +141,7 @@ class Reconciler {
   std::optional<MonoTime> last_pass_;
   std::atomic<bool> dirty_{true};
   ReconcileStats stats_;
+  Histogram duration_hist_;
 };
 
 }  // namespace cb::cp
