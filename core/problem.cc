@@ -71,6 +71,12 @@ std::string DidYouMean(std::string_view word, const std::vector<std::string_view
       best = c;
     }
   }
+  // A prefix of a candidate ("warn" for "warning") is a likely abbreviation.
+  if (word.size() >= 3) {
+    for (auto c : candidates) {
+      if (c.size() > word.size() && c.substr(0, word.size()) == word) return std::string(c);
+    }
+  }
   if (best.empty()) return "";
   // A typo: a couple of edits, or up to a third of the word for long keys.
   int limit = std::max<int>(2, static_cast<int>(std::max(word.size(), best.size()) / 3));
