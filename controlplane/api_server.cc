@@ -145,7 +145,8 @@ struct ApiServer::Impl {
     auto fn = [this, method, route, need, h](const httplib::Request& req, httplib::Response& res) {
       auto t0 = std::chrono::steady_clock::now();
       std::string m = method;
-      bool mutating = m == "POST" || m == "DELETE";
+      // Plan is a POST but changes nothing: not audited.
+      bool mutating = (m == "POST" || m == "DELETE") && route != "/v1/spec/plan";
       std::string action = m + " " + req.path;
       Ctx ctx{req, res, "", wire::Scope::kViewer, "", false};
       int status = 200;
