@@ -133,6 +133,13 @@ class PqxxDb final : public Db {
   }
   int BackendPid() const override { return pid_; }
   bool IsOpen() const override { return conn_ && conn_->is_open(); }
+  void CancelCurrent() override {
+    if (!conn_) return;
+    try {
+      conn_->cancel_query();
+    } catch (...) {
+    }
+  }
   void Abandon() override {
     if (conn_) {
       try {

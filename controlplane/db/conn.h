@@ -90,6 +90,9 @@ class Db {
   virtual int BackendPid() const = 0;
   // Whether the connection is still usable.
   virtual bool IsOpen() const = 0;
+  // Asks the server to cancel the statement running on this connection; safe to call from
+  // another thread while Exec runs (libpq PQcancel). No effect when nothing runs.
+  virtual void CancelCurrent() = 0;
   // Drops the connection at once (no COMMIT, no unlock): simulates a killed client.
   virtual void Abandon() = 0;
   // Where this connection goes, password redacted.
