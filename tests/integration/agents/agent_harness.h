@@ -143,7 +143,8 @@ class AgentWorld {
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
   // Starts `cbagent serve` and waits until its socket answers. Returns its pid.
-  pid_t Serve(const std::vector<std::string>& extra = {}) {
+  // `uid` >= 0: run the agent as that user (the test must be root).
+  pid_t Serve(const std::vector<std::string>& extra = {}, int uid = -1) {
     std::string log = dir_ + "/agent.stderr";
     pid_t pid = fork();
     if (pid == 0) {
@@ -153,6 +154,8 @@ class AgentWorld {
       dup2(devnull, 0);
       dup2(e, 1);
       dup2(e, 2);
+      if (uid >= 0 && (setgid(static_cast<gid_t>(uid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0))
+        _exit(126);
       std::vector<std::string> args = {Bin(), "serve", "--state-dir", state_};
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> av;

@@ -406,6 +406,37 @@ TEST(CbagentIt, UnusableStateDirsAreClearErrors) {
   }
 }
 
+// As an ordinary user: `user:` is refused at apply time, a root-owned state dir is not writable.
+TEST(CbagentIt, NonRootAgentRefusesUserAndUnwritableStateDir) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to run the agent as another user";
+  const int nobody = 65534;
+  AgentWorld w;
+  chmod(w.dir().c_str(), 0755);
+  mkdir(w.Path("rootonly").c_str(), 0755);
+  std::string err = w.Path("serve.err");
+  pid_t pid = fork();
+  if (pid == 0) {
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(e, 2);
+    if (setgid(nobody) != 0 || setuid(nobody) != 0) _exit(126);
+    execl(Bin().c_str(), "cbagent", "serve", "--state-dir", w.Path("rootonly").c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_TRUE(WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, 10));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  EXPECT_NE(ReadFile(err).find("rootonly is not writable"), std::string::npos) << ReadFile(err);
+
+  mkdir(w.state().c_str(), 0700);
+  ASSERT_EQ(chown(w.state().c_str(), nobody, nobody), 0);
+  w.Serve({}, nobody);
+  auto r = w.Apply("services:\n  - {name: s, command: [sleep, '3600'], user: root}\n");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.err.find("services[0].user"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("root"), std::string::npos) << r.err;
+  EXPECT_TRUE(w.Ps().empty());
+}
+
 TEST(CbagentIt, SecondAgentOnTheSameStateDirIsRefused) {
   AgentWorld w;
   pid_t agent = w.Serve();
