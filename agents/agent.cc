@@ -46,31 +46,6 @@ json Opt(const std::optional<WallTime>& t) {
   return t ? json(FormatWallTime(*t)) : json(nullptr);
 }
 
-// Is `cmd` something exec could run? Empty string: yes; else the problem.
-std::string CheckCommand(const std::string& cmd) {
-  if (cmd.empty()) return "empty command";
-  auto check = [](const std::string& p) -> std::string {
-    struct stat st {};
-    if (stat(p.c_str(), &st) != 0) return fmt::format("'{}' does not exist", p);
-    if (!S_ISREG(st.st_mode)) return fmt::format("'{}' is not a regular file", p);
-    if (access(p.c_str(), X_OK) != 0) return fmt::format("'{}' is not executable", p);
-    return "";
-  };
-  if (cmd.find('/') != std::string::npos) return check(cmd);
-  const char* path = getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::string d = dirs.substr(start, end - start);
-    if (d.empty()) d = ".";
-    if (check(d + "/" + cmd).empty()) return "";
-    start = end + 1;
-  }
-  return fmt::format("'{}' not found on PATH ({})", cmd, dirs);
-}
-
 }  // namespace
 
 std::string AgentSocketPath(const std::string& state_dir) { return state_dir + "/agent.sock"; }
@@ -302,10 +277,12 @@ struct Agent::Impl {
         if (!r) Log("log rotation: " + r.error().message);
       }
     }
-    std::map<std::string, pid_t> groups;
-    for (const auto& s : sup->Status(now, clock->WallNow())) groups[s.name] = s.pid;
-    auto r = sampler->Step(now, clock->WallNow(), groups);
-    if (!r) Log("stats: " + r.error().message);
+    if (now >= sampler->next_due()) {
+      std::map<std::string, pid_t> groups;
+      for (const auto& s : sup->Status(now, clock->WallNow())) groups[s.name] = s.pid;
+      auto r = sampler->Step(now, clock->WallNow(), groups);
+      if (!r) Log("stats: " + r.error().message);
+    }
     if (now >= next_follow_poll) {
       next_follow_poll = now + std::chrono::milliseconds(200);
       std::vector<int> fds;
@@ -459,14 +436,15 @@ struct Agent::Impl {
                  "this agent is managed by '{}'; an apply from {} is refused (use force to "
                  "override)",
                  *owner, new_owner ? "'" + *new_owner + "'" : std::string("a local user"));
+    ApplyResult r = sup->Apply(specs, now);
+    // Services that could not even be started (command missing, not executable, ...) are
+    // reported right away; they are supervised like any failing service (backoff, circuit).
     json warnings = json::array();
     for (size_t i = 0; i < specs.size(); ++i) {
-      std::string p = CheckCommand(specs[i].command.empty() ? "" : specs[i].command[0]);
-      if (!p.empty())
-        warnings.push_back(fmt::format("services[{}].command[0] ({}): {}; it will fail to start",
-                                       i, specs[i].name, p));
+      auto st = sup->StatusOf(specs[i].name, now, clock->WallNow());
+      if (st && !st->last_error.empty() && st->pid == 0)
+        warnings.push_back(fmt::format("services[{}] ({}): {}", i, specs[i].name, st->last_error));
     }
-    ApplyResult r = sup->Apply(specs, now);
     if (owner != new_owner) {
       owner = new_owner;
       owner_dirty = true;

@@ -49,6 +49,51 @@ std::string FindOnPath(const std::string& cmd, std::string* searched) {
   return {};
 }
 
+struct ChildArgs {
+  const char* cwd;
+  const char* log;
+  const char* exe;
+  const char* user;
+  bool set_user;
+  uid_t uid;
+  gid_t gid;
+  char** argv;
+  char** envp;
+  int errfd;
+};
+
+[[noreturn]] void ChildFail(const ChildArgs* a, int stage) {
+  ChildError ce{stage, errno};
+  ssize_t n = write(a->errfd, &ce, sizeof ce);
+  (void)n;
+  _exit(127);
+}
+
+// The child between fork/vfork and exec: syscalls only, no allocation (except initgroups in
+// the fork case), never returns.
+[[noreturn]] __attribute__((noinline)) void ChildMain(const ChildArgs* a) {
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2})
+    signal(sig, SIG_DFL);
+  if (setpgid(0, 0) != 0) ChildFail(a, kSetpgid);
+  int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (devnull < 0) ChildFail(a, kDevNull);
+  int logfd = open(a->log, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_CLOEXEC, 0640);
+  if (logfd < 0) ChildFail(a, kLog);
+  if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) ChildFail(a, kLog);
+  for (int fd = 0; fd <= 2; ++fd) fcntl(fd, F_SETFD, 0);
+  if (a->cwd && chdir(a->cwd) != 0) ChildFail(a, kChdir);
+  if (a->set_user) {
+    if (initgroups(a->user, a->gid) != 0) ChildFail(a, kGroups);
+    if (setgid(a->gid) != 0) ChildFail(a, kSetgid);
+    if (setuid(a->uid) != 0) ChildFail(a, kSetuid);
+  }
+  execve(a->exe, a->argv, a->envp);
+  ChildFail(a, kExec);
+}
+
 }  // namespace
 
 Result<uint64_t> ProcessStartTicks(pid_t pid) {
@@ -81,11 +126,19 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
   // Everything the child needs is prepared here: after fork it only makes syscalls.
   std::string exe = spec.command[0];
   if (exe.find('/') == std::string::npos) {
-    std::string searched;
-    std::string found = FindOnPath(exe, &searched);
-    if (found.empty())
-      return Err(Code::kNotFound, "command '{}' not found on PATH ({})", exe, searched);
-    exe = found;
+    // Cache hits are re-checked with one access(); a miss searches PATH again.
+    auto hit = path_cache_.find(exe);
+    if (hit != path_cache_.end() && access(hit->second.c_str(), X_OK) == 0) {
+      exe = hit->second;
+    } else {
+      std::string searched;
+      std::string found = FindOnPath(exe, &searched);
+      if (found.empty())
+        return Err(Code::kNotFound, "command '{}' not found on PATH ({})", exe, searched);
+      if (path_cache_.size() > 1000) path_cache_.clear();
+      path_cache_[exe] = found;
+      exe = found;
+    }
   }
   bool set_user = !spec.user.empty();
   uid_t uid = 0;
@@ -128,48 +181,30 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   std::string cwd = spec.cwd.empty() ? default_cwd_ : spec.cwd;
-  const char* cwd_c = cwd.empty() ? nullptr : cwd.c_str();
-  const char* log_c = log_path.empty() ? "/dev/null" : log_path.c_str();
-  const char* exe_c = exe.c_str();
-  const char* user_c = user_name.c_str();
+  ChildArgs ca;
+  ca.cwd = cwd.empty() ? nullptr : cwd.c_str();
+  ca.log = log_path.empty() ? "/dev/null" : log_path.c_str();
+  ca.exe = exe.c_str();
+  ca.user = user_name.c_str();
+  ca.set_user = set_user;
+  ca.uid = uid;
+  ca.gid = gid;
+  ca.argv = argv.data();
+  ca.envp = envp.data();
 
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) return Err(ErrnoError("pipe2", errno));
-  pid_t pid = fork();
+  ca.errfd = pipefd[1];
+  // vfork when no user switch is needed: no page-table copy, and the parent waits for the
+  // exec anyway. The child only makes syscalls and then execs or _exits. initgroups() (for
+  // `user:`) reads NSS and allocates, so that case uses fork.
+  pid_t pid = set_user ? fork() : vfork();
+  if (pid == 0) ChildMain(&ca);
   if (pid < 0) {
     int e = errno;
     close(pipefd[0]);
     close(pipefd[1]);
     return Err(ErrnoError("fork", e));
-  }
-  if (pid == 0) {
-    // Child: async-signal-safe calls only.
-    auto fail = [&](int stage) {
-      ChildError ce{stage, errno};
-      ssize_t n = write(pipefd[1], &ce, sizeof ce);
-      (void)n;
-      _exit(127);
-    };
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2})
-      signal(sig, SIG_DFL);
-    if (setpgid(0, 0) != 0) fail(kSetpgid);
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (devnull < 0) fail(kDevNull);
-    int logfd = open(log_c, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_CLOEXEC, 0640);
-    if (logfd < 0) fail(kLog);
-    if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) fail(kLog);
-    for (int fd = 0; fd <= 2; ++fd) fcntl(fd, F_SETFD, 0);
-    if (cwd_c && chdir(cwd_c) != 0) fail(kChdir);
-    if (set_user) {
-      if (initgroups(user_c, gid) != 0) fail(kGroups);
-      if (setgid(gid) != 0) fail(kSetgid);
-      if (setuid(uid) != 0) fail(kSetuid);
-    }
-    execve(exe_c, argv.data(), envp.data());
-    fail(kExec);
   }
   close(pipefd[1]);
   setpgid(pid, pid);  // also from the parent, so a signal right away reaches the group
@@ -187,11 +222,11 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
     switch (ce.stage) {
       case kSetpgid: what = "setpgid"; break;
       case kDevNull: what = "open /dev/null"; break;
-      case kLog: what = "open log file " + std::string(log_c); break;
+      case kLog: what = "open log file " + log_path; break;
       case kChdir: what = "chdir " + cwd; break;
       case kGroups: what = "initgroups " + spec.user; break;
-      case kSetgid: what = "setgid " + std::to_string(gid); break;
-      case kSetuid: what = "setuid " + std::to_string(uid); break;
+      case kSetgid: what = "setgid " + std::to_string(ca.gid); break;
+      case kSetuid: what = "setuid " + std::to_string(ca.uid); break;
       default: what = "exec " + exe; break;
     }
     Error e = ErrnoError(what, ce.err);

@@ -58,6 +58,7 @@ class RealLauncher final : public ProcessLauncher {
   std::string default_cwd_;
   WatchFn watch_;
   std::map<pid_t, Watched> watched_;
+  std::map<std::string, std::string> path_cache_;  // command name -> path found on PATH
 };
 
 }  // namespace cb

@@ -316,8 +316,10 @@ TEST(CbagentIt, MissingCommandIsAFailureWithClearError) {
       "    command: [no-such-command-xyz]\n"
       "    restart: {policy: never}\n");
   EXPECT_EQ(r.rc, 0) << r.err;
-  EXPECT_NE(r.err.find("does not exist"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("services[0] (missing): exec " + w.Path("nope") + ": No such file"),
+            std::string::npos) << r.err;
   EXPECT_NE(r.err.find("not executable"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("not found on PATH"), std::string::npos) << r.err;
   auto ps = w.Ps();
   EXPECT_EQ(ps["missing"]["state"], "exited");
   EXPECT_NE(ps["missing"]["last_error"].get<std::string>().find("No such file"), std::string::npos);
