@@ -1,11 +1,15 @@
 // cbagent: the per-host supervisor. Thin: parses flags, wires the real implementations.
 //   cbagent serve --state-dir DIR [--stats-interval 10s] [--log-max-size 10MB] [--log-keep 3]
 //                 [--log-check-interval 5s]
-//   cbagent rpc --state-dir DIR            (stdin/stdout <-> STATE_DIR/agent.sock)
+//   cbagent rpc --state-dir DIR [--start-agent]  (stdin/stdout <-> STATE_DIR/agent.sock;
+//               --start-agent: start a detached `serve` first when none answers)
 //   cbagent ctl --state-dir DIR apply -f FILE [--force] | ps [-o json] | logs NAME [-f]
 //               [--tail N] | start|stop|restart|reset NAME | spec | stats
 // Exit codes: 0 ok, 1 failed, 64 usage, 69 no agent reachable.
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,7 +41,7 @@ const char* kUsage =
     "usage:\n"
     "  cbagent serve --state-dir DIR [--stats-interval 10s] [--log-max-size 10MB]\n"
     "                [--log-keep 3] [--log-check-interval 5s]\n"
-    "  cbagent rpc --state-dir DIR\n"
+    "  cbagent rpc --state-dir DIR [--start-agent]\n"
     "  cbagent ctl --state-dir DIR apply -f FILE [--force]\n"
     "  cbagent ctl --state-dir DIR ps [-o json]\n"
     "  cbagent ctl --state-dir DIR logs NAME [-f] [--tail N]\n"
@@ -140,11 +144,51 @@ int Serve(int argc, char** argv) {
   return (*agent)->Run();
 }
 
+// Starts `cbagent serve --state-dir DIR` detached (own session, stdin /dev/null, output
+// appended to DIR/agent.log), for `rpc --start-agent` over SSH.
+cb::Result<void> StartDetachedAgent(const std::string& dir) {
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+    return cb::Err(cb::ErrnoError("cannot create state dir " + dir, errno));
+  std::string log = dir + "/agent.log";
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return cb::Err(cb::ErrnoError("readlink /proc/self/exe", errno));
+  self[n] = 0;
+  pid_t pid = fork();
+  if (pid < 0) return cb::Err(cb::ErrnoError("fork", errno));
+  if (pid == 0) {
+    setsid();
+    if (fork() != 0) _exit(0);  // the agent is not our child: nothing to reap
+    int in = open("/dev/null", O_RDONLY);
+    int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in < 0 || out < 0) _exit(127);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(out, 2);
+    execl(self, "cbagent", "serve", "--state-dir", dir.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int st;
+  waitpid(pid, &st, 0);
+  return cb::Ok();
+}
+
 int Rpc(int argc, char** argv) {
-  Args a = Parse(argc, argv, 2, {"--state-dir"}, {});
+  Args a = Parse(argc, argv, 2, {"--state-dir"}, {"--start-agent"});
   if (!a.error.empty()) return Usage(a.error);
   if (!a.opts.count("--state-dir")) return Usage("rpc needs --state-dir DIR");
-  auto fd = cb::ConnectAgentSocket(a.opts["--state-dir"]);
+  std::string dir = a.opts["--state-dir"];
+  auto fd = cb::ConnectAgentSocket(dir);
+  if (!fd && fd.error().code == cb::Code::kUnavailable && a.opts.count("--start-agent")) {
+    if (auto st = StartDetachedAgent(dir); !st) return Fail(st.error());
+    for (int i = 0; i < 250 && !fd; ++i) {  // up to 5 s
+      usleep(20000);
+      fd = cb::ConnectAgentSocket(dir);
+    }
+    if (!fd)
+      std::fprintf(stderr, "cbagent: started an agent but it did not answer; see %s/agent.log\n",
+                   dir.c_str());
+  }
   if (!fd) return Fail(fd.error());
   int s = *fd;
   bool stdin_open = true;
@@ -352,6 +396,16 @@ int Ctl(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // fds 0-2 must be open: otherwise a socket could land on fd 2 and receive log lines.
+  for (int fd = 0; fd <= 2; ++fd) {
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int n = open("/dev/null", O_RDWR);
+      if (n >= 0 && n != fd) {
+        dup2(n, fd);
+        close(n);
+      }
+    }
+  }
   if (argc < 2) return Usage("");
   std::string cmd = argv[1];
   if (cmd == "serve") return Serve(argc, argv);

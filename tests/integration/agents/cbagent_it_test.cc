@@ -379,6 +379,23 @@ TEST(CbagentIt, ServicesOutliveTheAgentsTermAndOwnerIsEnforced) {
   EXPECT_TRUE(WaitFor([&] { return !Alive(pid); }, 15));
 }
 
+TEST(CbagentIt, RpcStartAgentStartsADetachedAgentWhenNoneAnswers) {
+  AgentWorld w;
+  auto r = it::Run({Bin(), "rpc", "--state-dir", w.state(), "--start-agent"},
+                   "{\"v\":1,\"id\":1,\"method\":\"hello\"}\n");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json h = json::parse(Lines(r.out).at(0));
+  pid_t agent = h["result"]["pid"].get<pid_t>();
+  w.Track(agent);
+  EXPECT_TRUE(Alive(agent));
+  EXPECT_EQ(w.Ctl({"ps"}).rc, 0);
+  EXPECT_NE(ReadFile(w.state() + "/agent.log").find("serving"), std::string::npos);
+  // The second time it connects to the same agent.
+  auto again = it::Run({Bin(), "rpc", "--state-dir", w.state(), "--start-agent"},
+                       "{\"v\":1,\"id\":1,\"method\":\"hello\"}\n");
+  EXPECT_EQ(json::parse(Lines(again.out).at(0))["result"]["pid"], agent);
+}
+
 TEST(CbagentIt, NoAgentRunningSaysWhereItLookedAndHowToStartOne) {
   AgentWorld w;
   auto r = w.Ctl({"ps"});
