@@ -470,6 +470,63 @@ TEST_F(SupervisorTest, RestoreRejectsReusedPid) {
   EXPECT_EQ(l2.StartsOf("a"), 1);
 }
 
+TEST_F(SupervisorTest, RestoreFinishesStopsThatWereUnderWay) {
+  ServiceSpec keep = Svc("stopping");
+  keep.stop.grace_seconds = 4;
+  sup_.Apply({keep, Svc("removed")}, now());
+  pid_t stopping = St("stopping").pid, removed = St("removed").pid;
+  ASSERT_TRUE(sup_.Stop("stopping", now(), clock_.WallNow()));
+  sup_.Apply({keep}, now());  // "removed" is now stopping before being forgotten
+  auto snap = sup_.Snapshot(now(), clock_.WallNow());
+  ASSERT_EQ(snap.size(), 2u);
+
+  FakeLauncher l2;
+  l2.adoptable[stopping] = static_cast<uint64_t>(stopping) * 10;
+  l2.adoptable[removed] = static_cast<uint64_t>(removed) * 10;
+  Supervisor s2(&l2, [] { return 0.5; }, [](const std::string& n) { return n; });
+  s2.Restore(snap, now(), clock_.WallNow());
+  // Both adopted and signalled again; nothing started.
+  EXPECT_EQ(l2.SignalsTo(stopping), (std::vector<int>{SIGTERM}));
+  EXPECT_EQ(l2.SignalsTo(removed), (std::vector<int>{SIGTERM}));
+  EXPECT_TRUE(l2.starts.empty());
+  EXPECT_EQ(s2.Desired().size(), 1u);
+  clock_.AdvanceSeconds(4);
+  s2.Step(now());
+  EXPECT_EQ(l2.SignalsTo(stopping), (std::vector<int>{SIGTERM, SIGKILL}));
+  s2.OnExit(stopping, ExitStatus::Unknown(), now());
+  s2.OnExit(removed, ExitStatus::Unknown(), now());
+  auto all = s2.Status(now(), clock_.WallNow());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].name, "stopping");
+  EXPECT_EQ(all[0].state, ServiceState::kStopped);
+  EXPECT_TRUE(l2.starts.empty());
+}
+
+TEST_F(SupervisorTest, RestoreKeepsCountersAndReArmsBackoffAndCircuit) {
+  ServiceSpec a = Svc("backoff");
+  ServiceSpec b = Svc("open", {1});
+  b.restart.circuit_break_after_failures = 1;
+  b.restart.probe_after_seconds = 50;
+  sup_.Apply({a, b}, now());
+  Crash("backoff");
+  Crash("open");
+  ASSERT_EQ(St("open").state, ServiceState::kCircuitOpen);
+  auto snap = sup_.Snapshot(now(), clock_.WallNow());
+  FakeLauncher l2;
+  Supervisor s2(&l2, [] { return 0.5; }, [](const std::string& n) { return n; });
+  s2.Restore(snap, now(), clock_.WallNow());
+  auto st = s2.StatusOf("open", now(), clock_.WallNow());
+  EXPECT_EQ(st->state, ServiceState::kCircuitOpen);
+  EXPECT_EQ(st->consecutive_failures, 1);
+  EXPECT_EQ(s2.StatusOf("backoff", now(), clock_.WallNow())->restarts, 0);
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("backoff"), 1);  // backoff restart due at once
+  EXPECT_EQ(l2.StartsOf("open"), 0);     // the circuit waits for its probe
+  clock_.AdvanceSeconds(50);
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("open"), 1);
+}
+
 TEST_F(SupervisorTest, ImperativeCommandsOnUnknownServiceAreNotFound) {
   for (auto f : {&Supervisor::Start, &Supervisor::Stop, &Supervisor::Restart,
                   &Supervisor::Reset}) {
