@@ -263,6 +263,33 @@ TEST_F(CbctldIt, BadInputGetsClearErrorsAndLeavesStateAsItWas) {
   EXPECT_TRUE(w.Services()["web"]["override"].is_null());
 }
 
+TEST_F(CbctldIt, ScopesRestartResetAndTokens) {
+  ApplyV1();
+  std::string op = w.Token("ops", "operator");
+  std::string ro = w.Token("ro", "viewer");
+  int64_t worker = w.Pid("worker");
+  auto rs = w.Post("/v1/services/worker/restart", op, "{}");
+  ASSERT_EQ(rs.status, 200) << rs.body;
+  ASSERT_TRUE(WaitFor([&] { auto p = w.Pid("worker"); return p > 0 && p != worker; }, 10));
+  EXPECT_EQ(w.Post("/v1/services/worker/reset", op, "{}").status, 200);
+  EXPECT_EQ(w.Post("/v1/services/worker/stop", ro, "{}").status, 403);
+  EXPECT_EQ(w.Get("/v1/services/worker/logs?tail=2", ro).status, 200) << "viewers read logs";
+  EXPECT_EQ(w.Get("/v1/services/worker/logs?tail=2&follow=1", ro).status, 403) << "follow needs operator";
+  EXPECT_EQ(w.Apply(kSpecV2, 1, op).status, 403);
+  EXPECT_EQ(w.Post("/v1/tokens", op, R"({"name": "x", "scope": "admin"})").status, 403);
+  auto list = w.Get("/v1/tokens", w.admin());
+  ASSERT_EQ(list.status, 200);
+  std::set<std::string> names;
+  json tokens = list.Json()["tokens"];
+  for (const auto& t : tokens) {
+    names.insert(t["name"].get<std::string>());
+    EXPECT_FALSE(t.contains("secret")) << "secrets are shown once, on create";
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"admin", "ops", "ro"}));
+  EXPECT_EQ(list.body.find(op), std::string::npos);
+  EXPECT_EQ(w.Get("/v1/services/worker/logs?tail=abc", w.admin()).status, 400);
+}
+
 TEST_F(CbctldIt, MetricsAndVersionAndHosts) {
   ApplyV1();
   auto m = w.Get("/metrics", w.admin());
@@ -280,6 +307,29 @@ TEST_F(CbctldIt, MetricsAndVersionAndHosts) {
   EXPECT_EQ(h["hosts"][0]["name"], "local");
   EXPECT_EQ(h["hosts"][0]["reachable"], true);
   EXPECT_EQ(h["hosts"][0]["services"], 2);
+}
+
+TEST(CbctldServeIt, ServesHttpsWithTheGivenCertificate) {
+  CpWorld w;
+  std::string crt = w.dir() + "/tls.crt", key = w.dir() + "/tls.key";
+  auto gen = RunCmd({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key,
+                     "-out", crt},
+                    60);
+  ASSERT_EQ(gen.rc, 0) << gen.err;
+  w.Serve({"--tls-cert", crt, "--tls-key", key}, /*tls=*/true);
+  auto ok = RunCmd({"/usr/bin/curl", "-s", "--cacert", crt, "https://" + w.addr() + "/v1/health"});
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_NE(ok.out.find("\"ok\""), std::string::npos) << ok.out;
+  auto auth = RunCmd({"/usr/bin/curl", "-s", "--cacert", crt, "-H", "Authorization: Bearer " + w.admin(),
+                      "https://" + w.addr() + "/v1/spec"});
+  EXPECT_NE(auth.out.find("\"generation\":0"), std::string::npos) << auth.out;
+  EXPECT_NE(Http(w.addr(), "GET", "/v1/health", "", "", {}, 3).status, 200) << "no plain HTTP on a TLS port";
+  auto bad = RunCmd({BinDir() + "/cbctld", "serve", "--state-dir", w.state(), "--listen", "127.0.0.1:0",
+                     "--tls-cert", crt},
+                    10);
+  EXPECT_EQ(bad.rc, 64);
+  EXPECT_NE(bad.err.find("together"), std::string::npos) << bad.err;
 }
 
 TEST(CbctldServeIt, RefusesNonLoopbackWithoutTlsAndNeedsInit) {

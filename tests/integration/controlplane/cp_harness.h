@@ -245,7 +245,8 @@ class CpWorld {
   pid_t daemon() const { return daemons_.empty() ? 0 : daemons_.back(); }
 
   // Starts `cbctld serve` on 127.0.0.1:0 and waits for listen.addr and /v1/health.
-  pid_t Serve(const std::vector<std::string>& extra = {}) {
+  // With `tls`, only waits for listen.addr (the plain-HTTP health probe cannot speak TLS).
+  pid_t Serve(const std::vector<std::string>& extra = {}, bool tls = false) {
     unlink((state_ + "/listen.addr").c_str());
     std::string log = dir_ + "/cbctld.log";
     pid_t pid = fork();
@@ -271,7 +272,7 @@ class CpWorld {
           std::string a = Trim(ReadFile(state_ + "/listen.addr"));
           if (a.empty()) return false;
           addr_ = a;
-          return Http(addr_, "GET", "/v1/health").status == 200;
+          return tls || Http(addr_, "GET", "/v1/health").status == 200;
         },
         15);
     EXPECT_TRUE(up) << "cbctld did not come up: " << Log();
