@@ -43,9 +43,7 @@ void Log(const std::string& msg) {
   (void)n;
 }
 
-json Opt(const std::optional<WallTime>& t) {
-  return t ? json(FormatWallTime(*t)) : json(nullptr);
-}
+json Opt(const std::optional<WallTime>& t) { return t ? json(FormatWallTime(*t)) : json(nullptr); }
 
 }  // namespace
 
@@ -65,8 +63,8 @@ struct Agent::Impl {
   struct Conn {
     int fd = -1;
     std::string in, out;
-    bool closing = false;     // close once `out` is flushed
-    bool want_out = false;    // EPOLLOUT registered
+    bool closing = false;   // close once `out` is flushed
+    bool want_out = false;  // EPOLLOUT registered
     struct Follow {
       json id;
       std::unique_ptr<LogFollower> follower;
@@ -146,7 +144,8 @@ struct Agent::Impl {
     if (following) consider(next_follow_poll);
     itimerspec its{};
     if (next) {
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count();
+      auto ns =
+          std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count();
       if (ns <= 0) ns = 1;
       its.it_value.tv_sec = ns / 1'000'000'000;
       its.it_value.tv_nsec = ns % 1'000'000'000;
@@ -254,8 +253,9 @@ struct Agent::Impl {
       if (!reply.is_null()) Send(c, reply);
     }
     if (!c.closing && c.in.size() > kMaxLineBytes) {
-      Send(c, ErrorReply(nullptr, Code::kInvalidArgument,
-                         fmt::format("line exceeds the limit of {} bytes; closing", kMaxLineBytes)));
+      Send(c,
+           ErrorReply(nullptr, Code::kInvalidArgument,
+                      fmt::format("line exceeds the limit of {} bytes; closing", kMaxLineBytes)));
       c.closing = true;
       c.in.clear();
     }
@@ -344,7 +344,8 @@ struct Agent::Impl {
     return j;
   }
 
-  Result<json> Dispatch(const std::string& method, const json& params, const json& id, int conn_fd) {
+  Result<json> Dispatch(const std::string& method, const json& params, const json& id,
+                        int conn_fd) {
     MonoTime now = clock->Now();
     WallTime wall = clock->WallNow();
     if (method == "hello") {
@@ -374,8 +375,8 @@ struct Agent::Impl {
       if (!params.contains("name") || !params["name"].is_string())
         return Err(Code::kInvalidArgument, "params.name: expected a service name (string)");
       std::string name = params["name"].get<std::string>();
-      Result<ServiceStatus> r = method == "start"   ? sup->Start(name, now, wall)
-                                : method == "stop"  ? sup->Stop(name, now, wall)
+      Result<ServiceStatus> r = method == "start"     ? sup->Start(name, now, wall)
+                                : method == "stop"    ? sup->Stop(name, now, wall)
                                 : method == "restart" ? sup->Restart(name, now, wall)
                                                       : sup->Reset(name, now, wall);
       if (!r) return Err(r.error());
@@ -437,7 +438,8 @@ struct Agent::Impl {
     std::optional<std::string> new_owner;
     if (params.contains("owner") && params["owner"].is_string())
       new_owner = params["owner"].get<std::string>();
-    bool force = params.contains("force") && params["force"].is_boolean() && params["force"].get<bool>();
+    bool force =
+        params.contains("force") && params["force"].is_boolean() && params["force"].get<bool>();
     if (owner && owner != new_owner && !force)
       return Err(Code::kConflict,
                  "this agent is managed by '{}'; an apply from {} is refused (use force to "
@@ -476,7 +478,8 @@ struct Agent::Impl {
         return Err(Code::kInvalidArgument, "params.tail: expected a non-negative integer");
       tail = params["tail"].get<size_t>();
     }
-    bool follow = params.contains("follow") && params["follow"].is_boolean() && params["follow"].get<bool>();
+    bool follow =
+        params.contains("follow") && params["follow"].is_boolean() && params["follow"].get<bool>();
     std::string path = LogPathOf(name);
     bool known = static_cast<bool>(sup->StatusOf(name, clock->Now(), clock->WallNow()));
     if (!known && access(path.c_str(), F_OK) != 0)
@@ -526,7 +529,8 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   std::string lock_path = dir + "/agent.lock";
   impl->lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (impl->lock_fd < 0)
-    return Err(ErrnoError(fmt::format("state dir {} is not writable (creating {})", dir, lock_path), errno));
+    return Err(ErrnoError(fmt::format("state dir {} is not writable (creating {})", dir, lock_path),
+                          errno));
   if (flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
     char buf[32] = {};
     ssize_t n = pread(impl->lock_fd, buf, sizeof buf - 1, 0);
@@ -537,13 +541,16 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   {
     std::string pid = std::to_string(getpid()) + "\n";
     if (ftruncate(impl->lock_fd, 0) != 0 || pwrite(impl->lock_fd, pid.data(), pid.size(), 0) < 0)
-      return Err(ErrnoError("state dir " + dir + " is not writable (writing " + lock_path + ")", errno));
+      return Err(
+          ErrnoError("state dir " + dir + " is not writable (writing " + lock_path + ")", errno));
   }
   // The state file must be writable too: try the temp file it is written through.
   {
     std::string probe = StatePath(dir) + ".tmp";
     int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return Err(ErrnoError("state dir " + dir + " is not writable (creating " + probe + ")", errno));
+    if (fd < 0)
+      return Err(
+          ErrnoError("state dir " + dir + " is not writable (creating " + probe + ")", errno));
     close(fd);
     unlink(probe.c_str());
   }
@@ -607,9 +614,9 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   auto loaded = LoadState(dir, impl->clock->WallNow());
   if (!loaded) return Err(loaded.error());
   if (!loaded->corrupt_moved_to.empty()) {
-    impl->state_problem = fmt::format("state file {} was corrupt ({}); moved aside to {}",
-                                      StatePath(dir), loaded->corrupt_reason,
-                                      loaded->corrupt_moved_to);
+    impl->state_problem =
+        fmt::format("state file {} was corrupt ({}); moved aside to {}", StatePath(dir),
+                    loaded->corrupt_reason, loaded->corrupt_moved_to);
     Log("WARNING: " + impl->state_problem + "; starting with no services");
   }
   impl->owner = loaded->state.owner;
@@ -622,9 +629,11 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   impl->sup->Step(impl->clock->Now());
   impl->MaybeSave();
   if (!impl->last_save_error.empty())
-    return Err(Code::kPermissionDenied, "state dir {} is not writable: {}", dir, impl->last_save_error);
-  Log(fmt::format("serving {} (pid {}): {} services, {} adopted, {} not found running", impl->sock_path,
-                  getpid(), loaded->state.services.size(), adopted, with_pid - adopted));
+    return Err(Code::kPermissionDenied, "state dir {} is not writable: {}", dir,
+               impl->last_save_error);
+  Log(fmt::format("serving {} (pid {}): {} services, {} adopted, {} not found running",
+                  impl->sock_path, getpid(), loaded->state.services.size(), adopted,
+                  with_pid - adopted));
   impl->next_log_check = impl->clock->Now() + impl->opts.log_check_interval;
   impl->ArmTimer();
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
@@ -665,7 +674,8 @@ bool Agent::Step(int timeout_ms) {
         if (evs[i].events & EPOLLOUT) {
           if (!m.Flush(it->second)) break;
         }
-        if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) m.OnConnReadable(fd, this);
+        if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+          m.OnConnReadable(fd, this);
         break;
       }
       case kPidfd:
@@ -696,8 +706,9 @@ json Agent::HandleLine(const std::string& line, int conn_fd) {
   try {
     req = json::parse(line);
   } catch (const json::parse_error& e) {
-    return Impl::ErrorReply(nullptr, Code::kInvalidArgument,
-                            fmt::format("request is not valid JSON (at byte {}): {}", e.byte, e.what()));
+    return Impl::ErrorReply(
+        nullptr, Code::kInvalidArgument,
+        fmt::format("request is not valid JSON (at byte {}): {}", e.byte, e.what()));
   }
   if (!req.is_object())
     return Impl::ErrorReply(nullptr, Code::kInvalidArgument,
@@ -708,12 +719,14 @@ json Agent::HandleLine(const std::string& line, int conn_fd) {
   if (!req.contains("method") || !req["method"].is_string())
     return Impl::ErrorReply(id, Code::kInvalidArgument, "request lacks \"method\" (a string)");
   if (!req.contains("v") || !req["v"].is_number_integer())
-    return Impl::ErrorReply(id, Code::kInvalidArgument,
-                            fmt::format("request lacks \"v\" (the protocol version, {})", kProtocolVersion));
+    return Impl::ErrorReply(
+        id, Code::kInvalidArgument,
+        fmt::format("request lacks \"v\" (the protocol version, {})", kProtocolVersion));
   if (req["v"].get<int64_t>() != kProtocolVersion)
-    return Impl::ErrorReply(id, Code::kFailedPrecondition,
-                            fmt::format("protocol version {} is not supported: this agent speaks version {}",
-                                        req["v"].dump(), kProtocolVersion));
+    return Impl::ErrorReply(
+        id, Code::kFailedPrecondition,
+        fmt::format("protocol version {} is not supported: this agent speaks version {}",
+                    req["v"].dump(), kProtocolVersion));
   json params = req.contains("params") ? req["params"] : json::object();
   if (params.is_null()) params = json::object();
   if (!params.is_object())

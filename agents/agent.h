@@ -14,9 +14,8 @@
 #pragma once
 
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "agents/logfile.h"
 #include "core/clock.h"
@@ -29,10 +28,10 @@ inline constexpr const char* kAgentVersion = "cbagent 0.1.0";
 inline constexpr size_t kMaxLineBytes = 4u << 20;  // agents/PROTOCOL.md: 4 MiB per line
 
 struct AgentOptions {
-  std::string state_dir;                             // created (0700) when missing
-  Duration stats_interval = std::chrono::seconds(10);  // host/service stats sampling period
-  uint64_t log_max_bytes = kDefaultLogMaxBytes;      // rotate a service log at this size
-  int log_keep = kDefaultLogKeep;                    // rotated files kept per service
+  std::string state_dir;                                  // created (0700) when missing
+  Duration stats_interval = std::chrono::seconds(10);     // host/service stats sampling period
+  uint64_t log_max_bytes = kDefaultLogMaxBytes;           // rotate a service log at this size
+  int log_keep = kDefaultLogKeep;                         // rotated files kept per service
   Duration log_check_interval = std::chrono::seconds(5);  // how often sizes are checked
 };
 

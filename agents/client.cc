@@ -58,7 +58,8 @@ Result<nlohmann::json> AgentClient::ReadMessage() {
   CB_TRY(std::string line, ReadLine());
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    return Err(Code::kInternal, "the agent sent a line that is not a JSON object: {}", line.substr(0, 200));
+    return Err(Code::kInternal, "the agent sent a line that is not a JSON object: {}",
+               line.substr(0, 200));
   return j;
 }
 
@@ -81,7 +82,8 @@ Result<nlohmann::json> AgentClient::Call(const std::string& method, const nlohma
       return Err(CodeFromName(e.value("code", std::string("internal"))), "{}",
                  e.value("message", std::string("(no message)")));
     }
-    if (!msg.contains("result")) return Err(Code::kInternal, "reply without result: {}", msg.dump());
+    if (!msg.contains("result"))
+      return Err(Code::kInternal, "reply without result: {}", msg.dump());
     return msg["result"];
   }
 }

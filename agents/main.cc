@@ -8,9 +8,9 @@
 // Exit codes: 0 ok, 1 failed, 64 usage, 69 no agent reachable.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -103,10 +103,10 @@ Args Parse(int argc, char** argv, int start, const std::vector<std::string>& wit
 }
 
 int Serve(int argc, char** argv) {
-  Args a = Parse(argc, argv, 2,
-                 {"--state-dir", "--stats-interval", "--log-max-size", "--log-keep",
-                  "--log-check-interval"},
-                 {});
+  Args a = Parse(
+      argc, argv, 2,
+      {"--state-dir", "--stats-interval", "--log-max-size", "--log-keep", "--log-check-interval"},
+      {});
   if (!a.error.empty()) return Usage(a.error);
   if (!a.pos.empty()) return Usage("unexpected argument '" + a.pos[0] + "'");
   if (!a.opts.count("--state-dir")) return Usage("serve needs --state-dir DIR");
@@ -128,7 +128,8 @@ int Serve(int argc, char** argv) {
   if (a.opts.count("--log-max-size")) {
     auto s = cb::ParseSize(a.opts["--log-max-size"]);
     if (!s || *s == 0)
-      return Usage("--log-max-size: expected a size like 10MB, found '" + a.opts["--log-max-size"] + "'");
+      return Usage("--log-max-size: expected a size like 10MB, found '" + a.opts["--log-max-size"] +
+                   "'");
     o.log_max_bytes = *s;
   }
   if (a.opts.count("--log-keep")) {
@@ -279,11 +280,16 @@ int Ctl(int argc, char** argv) {
   if (a.pos.empty()) return Usage("ctl needs a command");
   std::string dir = a.opts["--state-dir"];
   std::string cmd = a.pos[0];
-  std::string output = a.opts.count("-o") ? a.opts["-o"] : a.opts.count("--output") ? a.opts["--output"] : "table";
-  if (output != "table" && output != "json") return Usage("-o: expected table or json, found '" + output + "'");
+  std::string output = a.opts.count("-o")         ? a.opts["-o"]
+                       : a.opts.count("--output") ? a.opts["--output"]
+                                                  : "table";
+  if (output != "table" && output != "json")
+    return Usage("-o: expected table or json, found '" + output + "'");
 
   if (cmd == "apply") {
-    std::string file = a.opts.count("-f") ? a.opts["-f"] : a.opts.count("--file") ? a.opts["--file"] : "";
+    std::string file = a.opts.count("-f")       ? a.opts["-f"]
+                       : a.opts.count("--file") ? a.opts["--file"]
+                                                : "";
     if (file.empty()) return Usage("apply needs -f FILE");
     if (a.pos.size() > 1) return Usage("unexpected argument '" + a.pos[1] + "'");
     auto specs = cb::LoadServiceFile(file);
@@ -300,7 +306,8 @@ int Ctl(int argc, char** argv) {
     }
     auto client = cb::AgentClient::Connect(dir);
     if (!client) return Fail(client.error());
-    auto r = (*client)->Call("apply", json{{"services", list}, {"force", a.opts.count("--force") > 0}});
+    auto r =
+        (*client)->Call("apply", json{{"services", list}, {"force", a.opts.count("--force") > 0}});
     if (!r) return Fail(r.error());
     if (output == "json") {
       std::printf("%s\n", r->dump(2).c_str());
@@ -308,7 +315,8 @@ int Ctl(int argc, char** argv) {
       for (const char* k : {"started", "restarted", "stopped", "unchanged"}) {
         std::string names;
         for (const auto& n : (*r)[k]) names += (names.empty() ? "" : ", ") + n.get<std::string>();
-        std::printf("%-10s %s\n", (std::string(k) + ":").c_str(), names.empty() ? "-" : names.c_str());
+        std::printf("%-10s %s\n", (std::string(k) + ":").c_str(),
+                    names.empty() ? "-" : names.c_str());
       }
     }
     if (r->contains("warnings"))
@@ -331,9 +339,11 @@ int Ctl(int argc, char** argv) {
           {"NAME", "STATE", "PID", "RESTARTS", "FAILS", "UPTIME", "LAST-EXIT", "INFO"}};
       for (const auto& s : (*r)["services"]) {
         std::string info;
-        if (!s["next_start_at"].is_null()) info = "next start " + s["next_start_at"].get<std::string>();
+        if (!s["next_start_at"].is_null())
+          info = "next start " + s["next_start_at"].get<std::string>();
         if (s["adopted"].get<bool>()) info += (info.empty() ? "" : "; ") + std::string("adopted");
-        if (!s["last_error"].is_null()) info += (info.empty() ? "" : "; ") + s["last_error"].get<std::string>();
+        if (!s["last_error"].is_null())
+          info += (info.empty() ? "" : "; ") + s["last_error"].get<std::string>();
         rows.push_back({s["name"].get<std::string>(), s["state"].get<std::string>(),
                         s["pid"].is_null() ? "-" : s["pid"].dump(), s["restarts"].dump(),
                         s["consecutive_failures"].dump(), Uptime(s["uptime_seconds"].get<double>()),
@@ -342,7 +352,8 @@ int Ctl(int argc, char** argv) {
       PrintTable(rows);
     }
     if (r->contains("state_file_problem"))
-      std::fprintf(stderr, "cbagent: warning: %s\n", (*r)["state_file_problem"].get<std::string>().c_str());
+      std::fprintf(stderr, "cbagent: warning: %s\n",
+                   (*r)["state_file_problem"].get<std::string>().c_str());
     return 0;
   }
   if (cmd == "start" || cmd == "stop" || cmd == "restart" || cmd == "reset") {
@@ -375,11 +386,13 @@ int Ctl(int argc, char** argv) {
       auto m = c.ReadMessage();
       if (!m) return Fail(m.error());
       if (m->contains("error")) {
-        std::fprintf(stderr, "cbagent: %s\n", (*m)["error"].value("message", std::string()).c_str());
+        std::fprintf(stderr, "cbagent: %s\n",
+                     (*m)["error"].value("message", std::string()).c_str());
         continue;
       }
       if (!m->contains("stream")) continue;
-      for (const auto& l : (*m)["stream"]["lines"]) std::printf("%s\n", l.get<std::string>().c_str());
+      for (const auto& l : (*m)["stream"]["lines"])
+        std::printf("%s\n", l.get<std::string>().c_str());
       std::fflush(stdout);
     }
     return 0;

@@ -99,8 +99,7 @@ struct ChildArgs {
 Result<uint64_t> ProcessStartTicks(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
-  if (!f || !std::getline(f, line))
-    return Err(Code::kNotFound, "process {} does not exist", pid);
+  if (!f || !std::getline(f, line)) return Err(Code::kNotFound, "process {} does not exist", pid);
   auto close = line.rfind(')');
   if (close == std::string::npos)
     return Err(Code::kInternal, "/proc/{}/stat: unexpected format", pid);
@@ -122,7 +121,8 @@ RealLauncher::~RealLauncher() {
 }
 
 Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string& log_path) {
-  if (spec.command.empty()) return Err(Code::kInvalidArgument, "service '{}': empty command", spec.name);
+  if (spec.command.empty())
+    return Err(Code::kInvalidArgument, "service '{}': empty command", spec.name);
   // Everything the child needs is prepared here: after fork it only makes syscalls.
   std::string exe = spec.command[0];
   if (exe.find('/') == std::string::npos) {
@@ -220,14 +220,30 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
     }
     std::string what;
     switch (ce.stage) {
-      case kSetpgid: what = "setpgid"; break;
-      case kDevNull: what = "open /dev/null"; break;
-      case kLog: what = "open log file " + log_path; break;
-      case kChdir: what = "chdir " + cwd; break;
-      case kGroups: what = "initgroups " + spec.user; break;
-      case kSetgid: what = "setgid " + std::to_string(ca.gid); break;
-      case kSetuid: what = "setuid " + std::to_string(ca.uid); break;
-      default: what = "exec " + exe; break;
+      case kSetpgid:
+        what = "setpgid";
+        break;
+      case kDevNull:
+        what = "open /dev/null";
+        break;
+      case kLog:
+        what = "open log file " + log_path;
+        break;
+      case kChdir:
+        what = "chdir " + cwd;
+        break;
+      case kGroups:
+        what = "initgroups " + spec.user;
+        break;
+      case kSetgid:
+        what = "setgid " + std::to_string(ca.gid);
+        break;
+      case kSetuid:
+        what = "setuid " + std::to_string(ca.uid);
+        break;
+      default:
+        what = "exec " + exe;
+        break;
     }
     Error e = ErrnoError(what, ce.err);
     if (ce.stage == kExec && ce.err == EACCES) e.message += " (not executable?)";

@@ -19,16 +19,20 @@ using nlohmann::json;
 
 json ExitToStateJson(const ExitStatus& e) {
   switch (e.kind) {
-    case ExitStatus::kCode: return json{{"code", e.value}};
-    case ExitStatus::kSignal: return json{{"signal", e.value}};
-    case ExitStatus::kUnknown: break;
+    case ExitStatus::kCode:
+      return json{{"code", e.value}};
+    case ExitStatus::kSignal:
+      return json{{"signal", e.value}};
+    case ExitStatus::kUnknown:
+      break;
   }
   return json{{"unknown", true}};
 }
 
 Result<ExitStatus> ExitFromStateJson(const json& j, const std::string& path) {
   if (!j.is_object()) return Err(Code::kInvalidArgument, "{}: expected an object", path);
-  if (j.contains("code") && j["code"].is_number_integer()) return ExitStatus::Code(j["code"].get<int>());
+  if (j.contains("code") && j["code"].is_number_integer())
+    return ExitStatus::Code(j["code"].get<int>());
   if (j.contains("signal") && j["signal"].is_number_integer())
     return ExitStatus::Signal(j["signal"].get<int>());
   if (j.contains("unknown")) return ExitStatus::Unknown();
@@ -61,9 +65,12 @@ std::string CompactTime(WallTime t) {
 
 json ExitStatusToJson(const ExitStatus& e) {
   switch (e.kind) {
-    case ExitStatus::kCode: return json{{"code", e.value}};
-    case ExitStatus::kSignal: return json{{"signal", SignalName(e.value)}};
-    case ExitStatus::kUnknown: break;
+    case ExitStatus::kCode:
+      return json{{"code", e.value}};
+    case ExitStatus::kSignal:
+      return json{{"signal", SignalName(e.value)}};
+    case ExitStatus::kUnknown:
+      break;
   }
   return json{{"unknown", true}};
 }
@@ -84,11 +91,10 @@ json StateToJson(const AgentState& s, WallTime now) {
            {"last_error", p.last_error}};
     e["pid"] = p.process ? json(p.process->pid) : json(nullptr);
     e["start_ticks"] = p.process ? json(p.process->start_ticks) : json(nullptr);
-    e["started_at_ns"] =
-        p.started_at ? json(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                p.started_at->time_since_epoch())
-                                .count())
-                     : json(nullptr);
+    e["started_at_ns"] = p.started_at ? json(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                 p.started_at->time_since_epoch())
+                                                 .count())
+                                      : json(nullptr);
     e["last_exit"] = p.last_exit ? ExitToStateJson(*p.last_exit) : json(nullptr);
     services.push_back(std::move(e));
   }

@@ -43,9 +43,9 @@ std::string StatePath(const std::string& state_dir);
 Result<void> SaveState(const std::string& state_dir, const AgentState& s, WallTime now);
 
 struct LoadedState {
-  AgentState state;                 // empty when there was no (usable) file
-  std::string corrupt_moved_to;     // non-empty: the corrupt file was moved here
-  std::string corrupt_reason;       // why it was found corrupt
+  AgentState state;              // empty when there was no (usable) file
+  std::string corrupt_moved_to;  // non-empty: the corrupt file was moved here
+  std::string corrupt_reason;    // why it was found corrupt
 };
 // Reads STATE_DIR/state.json. Missing: an empty state. Corrupt (not JSON, wrong shape, an
 // invalid service): moved aside to state.json.corrupt-<YYYYmmddTHHMMSSZ> and reported in the

@@ -8,13 +8,20 @@ namespace cb {
 
 std::string_view ServiceStateName(ServiceState s) {
   switch (s) {
-    case ServiceState::kStarting: return "starting";
-    case ServiceState::kRunning: return "running";
-    case ServiceState::kBackoff: return "backoff";
-    case ServiceState::kStopping: return "stopping";
-    case ServiceState::kStopped: return "stopped";
-    case ServiceState::kExited: return "exited";
-    case ServiceState::kCircuitOpen: return "circuit-open";
+    case ServiceState::kStarting:
+      return "starting";
+    case ServiceState::kRunning:
+      return "running";
+    case ServiceState::kBackoff:
+      return "backoff";
+    case ServiceState::kStopping:
+      return "stopping";
+    case ServiceState::kStopped:
+      return "stopped";
+    case ServiceState::kExited:
+      return "exited";
+    case ServiceState::kCircuitOpen:
+      return "circuit-open";
   }
   return "unknown";
 }
@@ -87,9 +94,15 @@ void Supervisor::HandleExit(Svc& s, ExitStatus status, MonoTime now) {
   s.adopted = false;
   bool restart = false;
   switch (s.spec.restart.policy) {
-    case RestartPolicy::kAlways: restart = true; break;
-    case RestartPolicy::kOnFailure: restart = !status.Clean(); break;
-    case RestartPolicy::kNever: restart = false; break;
+    case RestartPolicy::kAlways:
+      restart = true;
+      break;
+    case RestartPolicy::kOnFailure:
+      restart = !status.Clean();
+      break;
+    case RestartPolicy::kNever:
+      restart = false;
+      break;
   }
   if (!restart) {
     s.state = ServiceState::kExited;
@@ -421,7 +434,7 @@ void Supervisor::Restore(const std::vector<PersistedService>& saved, MonoTime no
     } else {
       s.started = now;
     }
-    AfterStop after = p.removing ? AfterStop::kRemove
+    AfterStop after = p.removing      ? AfterStop::kRemove
                       : p.manual_stop ? AfterStop::kStay
                                       : AfterStop::kRestart;
     bool was_stopping = p.state == ServiceState::kStopping;

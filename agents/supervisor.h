@@ -41,7 +41,15 @@
 
 namespace cb {
 
-enum class ServiceState { kStarting, kRunning, kBackoff, kStopping, kStopped, kExited, kCircuitOpen };
+enum class ServiceState {
+  kStarting,
+  kRunning,
+  kBackoff,
+  kStopping,
+  kStopped,
+  kExited,
+  kCircuitOpen
+};
 // "starting", "running", "backoff", "stopping", "stopped", "exited", "circuit-open"
 std::string_view ServiceStateName(ServiceState s);
 std::optional<ServiceState> ServiceStateFromName(std::string_view name);
@@ -51,8 +59,8 @@ std::optional<ServiceState> ServiceStateFromName(std::string_view name);
 struct ServiceStatus {
   std::string name;
   ServiceState state = ServiceState::kStopped;
-  pid_t pid = 0;                       // 0 when no process
-  int restarts = 0;                    // automatic and manual restarts since first start
+  pid_t pid = 0;     // 0 when no process
+  int restarts = 0;  // automatic and manual restarts since first start
   int consecutive_failures = 0;
   std::optional<WallTime> next_start_at;  // backoff: the restart; circuit-open: the next probe
   std::optional<ExitStatus> last_exit;
@@ -66,14 +74,14 @@ struct ServiceStatus {
 struct PersistedService {
   ServiceSpec spec;
   ServiceState state = ServiceState::kStopped;
-  std::optional<ProcessId> process;     // the running process, if any
-  std::optional<WallTime> started_at;   // of that process
+  std::optional<ProcessId> process;    // the running process, if any
+  std::optional<WallTime> started_at;  // of that process
   bool manual_stop = false;
   int restarts = 0;
   int consecutive_failures = 0;
   std::optional<ExitStatus> last_exit;
   std::string last_error;
-  bool removing = false;                // no longer desired; stopping before being forgotten
+  bool removing = false;  // no longer desired; stopping before being forgotten
 };
 
 struct ApplyResult {
@@ -151,9 +159,9 @@ class Supervisor {
     std::optional<ExitStatus> last_exit;
     std::string last_error;
     bool manual_stop = false;
-    bool desired = true;           // false: stopping for removal
-    MonoTime next_start{};         // backoff / circuit-open
-    MonoTime kill_at{};            // stopping: SIGKILL then
+    bool desired = true;    // false: stopping for removal
+    MonoTime next_start{};  // backoff / circuit-open
+    MonoTime kill_at{};     // stopping: SIGKILL then
     bool kill_sent = false;
     AfterStop after_stop = AfterStop::kStay;
     std::optional<ServiceSpec> pending_spec;  // changed definition applied after the stop

@@ -1,6 +1,4 @@
 // The agent loop driven one Step() at a time from the test, with a raw client on its socket.
-#include "agents/agent.h"
-
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -9,6 +7,8 @@
 
 #include <filesystem>
 #include <fstream>
+
+#include "agents/agent.h"
 
 namespace cb {
 namespace {
@@ -44,7 +44,9 @@ class AgentLoopTest : public ::testing::Test {
     agent_.reset();
     fs::remove_all(dir_);
   }
-  void SendRaw(const std::string& s) { ASSERT_EQ(write(fd_, s.data(), s.size()), (ssize_t)s.size()); }
+  void SendRaw(const std::string& s) {
+    ASSERT_EQ(write(fd_, s.data(), s.size()), (ssize_t)s.size());
+  }
   // Steps the loop until one reply line arrives.
   json Next() {
     for (int i = 0; i < 200; ++i) {
@@ -119,8 +121,9 @@ TEST_F(AgentLoopTest, ImperativeCommandsAndErrors) {
   EXPECT_EQ(missing["error"]["code"], "not_found");
   json noname = Call("restart");
   EXPECT_EQ(noname["error"]["code"], "invalid_argument");
-  json dup = Call("apply", {{"services",
-                             {{{"name", "d"}, {"command", {"a"}}}, {{"name", "d"}, {"command", {"b"}}}}}});
+  json dup = Call(
+      "apply",
+      {{"services", {{{"name", "d"}, {"command", {"a"}}}, {{"name", "d"}, {"command", {"b"}}}}}});
   EXPECT_EQ(dup["error"]["code"], "invalid_argument");
   EXPECT_NE(dup["error"]["message"].get<std::string>().find("duplicate"), std::string::npos);
   json spec = Call("spec");

@@ -56,7 +56,8 @@ class RealLauncherTest : public ::testing::Test {
 
 TEST_F(RealLauncherTest, StartsInOwnGroupWithLogEnvAndCwd) {
   std::string log = dir_ + "/t.log";
-  ServiceSpec s = Spec({"/bin/sh", "-c", "echo out $FOO $(pwd); echo err >&2; ps -o pgid= -p $$; exit 7"});
+  ServiceSpec s =
+      Spec({"/bin/sh", "-c", "echo out $FOO $(pwd); echo err >&2; ps -o pgid= -p $$; exit 7"});
   s.env["FOO"] = "bar";
   s.cwd = dir_;
   auto id = launcher_.Start(s, log);

@@ -30,8 +30,9 @@ ServiceSpec Svc(const std::string& name, std::vector<double> backoff = {1, 5, 15
 class SupervisorTest : public ::testing::Test {
  protected:
   SupervisorTest()
-      : sup_(&launcher_, [this] { return random_value_; },
-             [](const std::string& n) { return "/logs/" + n + ".log"; }) {}
+      : sup_(
+            &launcher_, [this] { return random_value_; },
+            [](const std::string& n) { return "/logs/" + n + ".log"; }) {}
 
   MonoTime now() const { return clock_.Now(); }
   ServiceStatus St(const std::string& name) {
@@ -433,7 +434,8 @@ TEST_F(SupervisorTest, RestoreAdoptsLiveProcessesAndRestartsDeadOnes) {
   FakeLauncher l2;
   l2.next_pid = 5000;
   l2.adoptable[alive] = static_cast<uint64_t>(alive) * 10;
-  Supervisor s2(&l2, [] { return 0.5; }, [](const std::string& n) { return n; });
+  Supervisor s2(
+      &l2, [] { return 0.5; }, [](const std::string& n) { return n; });
   s2.Restore(snap, now(), clock_.WallNow());
   auto a = s2.StatusOf("alive", now(), clock_.WallNow());
   ASSERT_TRUE(a);
@@ -453,8 +455,7 @@ TEST_F(SupervisorTest, RestoreAdoptsLiveProcessesAndRestartsDeadOnes) {
   EXPECT_EQ(l2.StartsOf("stopped"), 0);
   // The adopted one's exit is unknown whatever the loop says.
   s2.OnExit(alive, ExitStatus::Code(0), now());
-  EXPECT_EQ(s2.StatusOf("alive", now(), clock_.WallNow())->last_exit->kind,
-            ExitStatus::kUnknown);
+  EXPECT_EQ(s2.StatusOf("alive", now(), clock_.WallNow())->last_exit->kind, ExitStatus::kUnknown);
 }
 
 TEST_F(SupervisorTest, RestoreRejectsReusedPid) {
@@ -463,7 +464,8 @@ TEST_F(SupervisorTest, RestoreRejectsReusedPid) {
   FakeLauncher l2;
   l2.next_pid = 7000;
   l2.adoptable[snap[0].process->pid] = 999999;  // same pid, different start time
-  Supervisor s2(&l2, [] { return 0.5; }, [](const std::string& n) { return n; });
+  Supervisor s2(
+      &l2, [] { return 0.5; }, [](const std::string& n) { return n; });
   s2.Restore(snap, now(), clock_.WallNow());
   EXPECT_TRUE(l2.adopted.empty());
   s2.Step(now());
@@ -483,7 +485,8 @@ TEST_F(SupervisorTest, RestoreFinishesStopsThatWereUnderWay) {
   FakeLauncher l2;
   l2.adoptable[stopping] = static_cast<uint64_t>(stopping) * 10;
   l2.adoptable[removed] = static_cast<uint64_t>(removed) * 10;
-  Supervisor s2(&l2, [] { return 0.5; }, [](const std::string& n) { return n; });
+  Supervisor s2(
+      &l2, [] { return 0.5; }, [](const std::string& n) { return n; });
   s2.Restore(snap, now(), clock_.WallNow());
   // Both adopted and signalled again; nothing started.
   EXPECT_EQ(l2.SignalsTo(stopping), (std::vector<int>{SIGTERM}));
@@ -513,7 +516,8 @@ TEST_F(SupervisorTest, RestoreKeepsCountersAndReArmsBackoffAndCircuit) {
   ASSERT_EQ(St("open").state, ServiceState::kCircuitOpen);
   auto snap = sup_.Snapshot(now(), clock_.WallNow());
   FakeLauncher l2;
-  Supervisor s2(&l2, [] { return 0.5; }, [](const std::string& n) { return n; });
+  Supervisor s2(
+      &l2, [] { return 0.5; }, [](const std::string& n) { return n; });
   s2.Restore(snap, now(), clock_.WallNow());
   auto st = s2.StatusOf("open", now(), clock_.WallNow());
   EXPECT_EQ(st->state, ServiceState::kCircuitOpen);
@@ -528,8 +532,7 @@ TEST_F(SupervisorTest, RestoreKeepsCountersAndReArmsBackoffAndCircuit) {
 }
 
 TEST_F(SupervisorTest, ImperativeCommandsOnUnknownServiceAreNotFound) {
-  for (auto f : {&Supervisor::Start, &Supervisor::Stop, &Supervisor::Restart,
-                  &Supervisor::Reset}) {
+  for (auto f : {&Supervisor::Start, &Supervisor::Stop, &Supervisor::Restart, &Supervisor::Reset}) {
     auto r = (sup_.*f)("ghost", now(), clock_.WallNow());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, Code::kNotFound);

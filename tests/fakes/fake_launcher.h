@@ -63,8 +63,8 @@ class FakeLauncher final : public ProcessLauncher {
   }
 
   pid_t next_pid = 1000;
-  std::set<std::string> failing_commands;   // argv[0] values whose exec fails
-  std::map<pid_t, uint64_t> adoptable;      // pid -> start ticks Adopt() accepts
+  std::set<std::string> failing_commands;  // argv[0] values whose exec fails
+  std::map<pid_t, uint64_t> adoptable;     // pid -> start ticks Adopt() accepts
   std::vector<Started> starts;
   std::vector<Signalled> signals;
   std::vector<pid_t> adopted;

@@ -4,12 +4,11 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -57,8 +56,8 @@ inline bool Alive(pid_t pid) {
 }
 // Polls `cond` every 20 ms until it holds or `seconds` pass.
 inline bool WaitFor(const std::function<bool()>& cond, double seconds) {
-  auto end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                std::chrono::duration<double>(seconds));
+  auto end = Clock::now() +
+             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
   while (Clock::now() < end) {
     if (cond()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -154,7 +153,8 @@ class AgentWorld {
       dup2(devnull, 0);
       dup2(e, 1);
       dup2(e, 2);
-      if (uid >= 0 && (setgid(static_cast<gid_t>(uid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0))
+      if (uid >= 0 &&
+          (setgid(static_cast<gid_t>(uid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0))
         _exit(126);
       std::vector<std::string> args = {Bin(), "serve", "--state-dir", state_};
       args.insert(args.end(), extra.begin(), extra.end());
@@ -188,14 +188,17 @@ class AgentWorld {
     waitpid(agent, &st, 0);
   }
 
-  RunResult Ctl(const std::vector<std::string>& args, bool harvest = true, const std::string& input = "") {
+  RunResult Ctl(const std::vector<std::string>& args, bool harvest = true,
+                const std::string& input = "") {
     std::vector<std::string> argv = {Bin(), "ctl", "--state-dir", state_};
     argv.insert(argv.end(), args.begin(), args.end());
     RunResult r = Run(argv, input);
     (void)harvest;
     return r;
   }
-  RunResult Rpc(const std::string& input) { return Run({Bin(), "rpc", "--state-dir", state_}, input); }
+  RunResult Rpc(const std::string& input) {
+    return Run({Bin(), "rpc", "--state-dir", state_}, input);
+  }
 
   // Writes a service file and applies it; asserts success.
   RunResult Apply(const std::string& yaml, const std::vector<std::string>& extra = {}) {
@@ -242,7 +245,8 @@ class AgentWorld {
     json j = json::parse(ReadFile(state_ + "/state.json"), nullptr, false);
     if (j.is_object() && j.contains("services") && j["services"].is_array())
       for (auto& s : j["services"])
-        if (s.contains("pid") && s["pid"].is_number_integer()) service_pids_.insert(s["pid"].get<pid_t>());
+        if (s.contains("pid") && s["pid"].is_number_integer())
+          service_pids_.insert(s["pid"].get<pid_t>());
   }
 
   std::string dir_, state_;

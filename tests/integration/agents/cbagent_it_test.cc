@@ -9,7 +9,9 @@
 namespace cb::it {
 namespace {
 
-double Since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 TEST(CbagentIt, RestartDelaysAreAtLeastTheConfiguredOnes) {
   AgentWorld w;
@@ -18,7 +20,9 @@ TEST(CbagentIt, RestartDelaysAreAtLeastTheConfiguredOnes) {
   auto r = w.Apply(
       "services:\n"
       "  - name: crash\n"
-      "    command: [/bin/sh, -c, 'date +%s.%N >> " + starts + "; exit 1']\n"
+      "    command: [/bin/sh, -c, 'date +%s.%N >> " +
+      starts +
+      "; exit 1']\n"
       "    restart: {backoff_seconds: [0.3, 0.7], jitter: 0, circuit_break_after_failures: 10}\n");
   ASSERT_EQ(r.rc, 0) << r.err;
   ASSERT_TRUE(WaitFor([&] { return Lines(ReadFile(starts)).size() >= 4; }, 10)) << ReadFile(starts);
@@ -43,7 +47,9 @@ TEST(CbagentIt, CircuitOpensAfterConfiguredFailuresAndResetCloses) {
   auto r = w.Apply(
       "services:\n"
       "  - name: crash\n"
-      "    command: [/bin/sh, -c, 'echo x >> " + starts + "; exit 2']\n"
+      "    command: [/bin/sh, -c, 'echo x >> " +
+      starts +
+      "; exit 2']\n"
       "    restart: {backoff_seconds: [0.05], circuit_break_after_failures: 3,"
       " probe_after_seconds: 3600}\n");
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -72,7 +78,8 @@ TEST(CbagentIt, Kill9ThenServeKeepsPidsAndStartsNoDuplicates) {
   auto before = w.Ps();
   ASSERT_EQ(before.size(), 3u);
   w.Kill9(agent);
-  for (auto& [n, s] : before) EXPECT_TRUE(Alive(s["pid"].get<pid_t>())) << n << " died with the agent";
+  for (auto& [n, s] : before)
+    EXPECT_TRUE(Alive(s["pid"].get<pid_t>())) << n << " died with the agent";
   // One dies while no agent runs.
   pid_t dead = before["c"]["pid"].get<pid_t>();
   kill(-dead, SIGKILL);
@@ -108,7 +115,8 @@ TEST(CbagentIt, ChattyServiceKeepsRunningAndBeingLoggedAcrossAgentKill9) {
   pid_t agent = w.Serve();
   ASSERT_EQ(w.Apply("services:\n"
                     "  - name: chatty\n"
-                    "    command: [/bin/sh, -c, 'i=0; while :; do echo line $i; i=$((i+1)); sleep 0.01; done']\n")
+                    "    command: [/bin/sh, -c, 'i=0; while :; do echo line $i; i=$((i+1)); sleep "
+                    "0.01; done']\n")
                 .rc,
             0);
   std::string log = w.state() + "/logs/chatty.log";
@@ -166,7 +174,9 @@ TEST(CbagentIt, GrandchildrenDieWithTheirService) {
   std::string gc = w.Path("gc");
   ASSERT_EQ(w.Apply("services:\n"
                     "  - name: parent\n"
-                    "    command: [/bin/sh, -c, 'sleep 3600 & echo $! >> " + gc + "; wait']\n"
+                    "    command: [/bin/sh, -c, 'sleep 3600 & echo $! >> " +
+                    gc +
+                    "; wait']\n"
                     "    restart: {backoff_seconds: [0.1]}\n")
                 .rc,
             0);
@@ -191,11 +201,13 @@ TEST(CbagentIt, GrandchildrenDieWithTheirService) {
 TEST(CbagentIt, LogRotationBySize) {
   AgentWorld w;
   w.Serve({"--log-max-size", "64kB", "--log-keep", "2", "--log-check-interval", "100ms"});
-  ASSERT_EQ(w.Apply("services:\n"
-                    "  - name: noisy\n"
-                    "    command: [/bin/sh, -c, 'while :; do echo aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; done']\n")
-                .rc,
-            0);
+  ASSERT_EQ(
+      w.Apply("services:\n"
+              "  - name: noisy\n"
+              "    command: [/bin/sh, -c, 'while :; do echo "
+              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa; done']\n")
+          .rc,
+      0);
   std::string log = w.state() + "/logs/noisy.log";
   EXPECT_TRUE(WaitFor([&] { return access((log + ".2").c_str(), F_OK) == 0; }, 10))
       << "no rotation happened";
@@ -220,7 +232,8 @@ TEST(CbagentIt, GarbageOnTheRpcChannelGetsErrorsAndTheConnectionSurvives) {
       "{\"v\":1,\"id\":1}\n"
       "{\"v\":9,\"id\":2,\"method\":\"ps\"}\n"
       "{\"v\":1,\"id\":3,\"method\":\"frobnicate\"}\n"
-      "{\"v\":1,\"id\":4,\"method\":\"apply\",\"params\":{\"services\":[{\"name\":\"Bad Name\",\"command\":[]}]}}\n"
+      "{\"v\":1,\"id\":4,\"method\":\"apply\",\"params\":{\"services\":[{\"name\":\"Bad "
+      "Name\",\"command\":[]}]}}\n"
       "\xff\xfe\n"
       "{\"v\":1,\"id\":5,\"method\":\"hello\",\"params\":{\"client\":\"test\",\"protocol\":1}}\n");
   ASSERT_EQ(r.rc, 0) << r.err;
@@ -264,7 +277,8 @@ TEST(CbagentIt, CorruptStateFileIsMovedAsideAndReported) {
   EXPECT_NE(h.out.find("state_file_problem"), std::string::npos) << h.out;
   EXPECT_NE(w.AgentLog().find("corrupt"), std::string::npos);
   bool found = false;
-  for (auto& l : Lines(it::Run({"/bin/ls", w.state()}).out)) found |= l.rfind("state.json.corrupt-", 0) == 0;
+  for (auto& l : Lines(it::Run({"/bin/ls", w.state()}).out))
+    found |= l.rfind("state.json.corrupt-", 0) == 0;
   EXPECT_TRUE(found);
   // And it works: a new apply is persisted in a fresh state.json.
   ASSERT_EQ(w.Apply("services:\n  - name: s\n    command: [sleep, '3600']\n").rc, 0);
@@ -307,25 +321,32 @@ TEST(CbagentIt, MissingCommandIsAFailureWithClearError) {
   auto r = w.Apply(
       "services:\n"
       "  - name: missing\n"
-      "    command: [" + w.Path("nope") + "]\n"
+      "    command: [" +
+      w.Path("nope") +
+      "]\n"
       "    restart: {policy: never}\n"
       "  - name: notexec\n"
-      "    command: [" + w.Path("notexec") + "]\n"
+      "    command: [" +
+      w.Path("notexec") +
+      "]\n"
       "    restart: {policy: never}\n"
       "  - name: nopath\n"
       "    command: [no-such-command-xyz]\n"
       "    restart: {policy: never}\n");
   EXPECT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.err.find("services[0] (missing): exec " + w.Path("nope") + ": No such file"),
-            std::string::npos) << r.err;
+            std::string::npos)
+      << r.err;
   EXPECT_NE(r.err.find("not executable"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("not found on PATH"), std::string::npos) << r.err;
   auto ps = w.Ps();
   EXPECT_EQ(ps["missing"]["state"], "exited");
   EXPECT_NE(ps["missing"]["last_error"].get<std::string>().find("No such file"), std::string::npos);
-  EXPECT_NE(ps["notexec"]["last_error"].get<std::string>().find("Permission denied"), std::string::npos)
+  EXPECT_NE(ps["notexec"]["last_error"].get<std::string>().find("Permission denied"),
+            std::string::npos)
       << ps["notexec"].dump();
-  EXPECT_NE(ps["nopath"]["last_error"].get<std::string>().find("not found on PATH"), std::string::npos);
+  EXPECT_NE(ps["nopath"]["last_error"].get<std::string>().find("not found on PATH"),
+            std::string::npos);
 }
 
 TEST(CbagentIt, ApplyIsDeclarative) {
@@ -338,10 +359,11 @@ TEST(CbagentIt, ApplyIsDeclarative) {
                 .rc,
             0);
   auto before = w.Ps();
-  auto r = w.Apply("services:\n"
-                   "  - {name: keep, command: [sleep, '3600']}\n"
-                   "  - {name: change, command: [sleep, '3601']}\n"
-                   "  - {name: new, command: [sleep, '3600']}\n");
+  auto r = w.Apply(
+      "services:\n"
+      "  - {name: keep, command: [sleep, '3600']}\n"
+      "  - {name: change, command: [sleep, '3601']}\n"
+      "  - {name: new, command: [sleep, '3600']}\n");
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("started:   new"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("restarted: change"), std::string::npos) << r.out;
@@ -471,12 +493,14 @@ TEST(CbagentIt, LogsFollowStreamsNewLines) {
   w.Serve();
   ASSERT_EQ(w.Apply("services:\n"
                     "  - name: ticker\n"
-                    "    command: [/bin/sh, -c, 'i=0; while :; do echo tick $i; i=$((i+1)); sleep 0.05; done']\n")
+                    "    command: [/bin/sh, -c, 'i=0; while :; do echo tick $i; i=$((i+1)); sleep "
+                    "0.05; done']\n")
                 .rc,
             0);
   // rpc with follow; stdin stays open for a while through a sleep in the pipe is awkward, so
   // use `ctl logs -f` with a timeout and read what it printed.
-  std::vector<std::string> argv = {Bin(), "ctl", "--state-dir", w.state(), "logs", "ticker", "-f", "--tail", "1"};
+  std::vector<std::string> argv = {Bin(),    "ctl", "--state-dir", w.state(), "logs",
+                                   "ticker", "-f",  "--tail",      "1"};
   char tmpl[] = "/tmp/cbit-follow-XXXXXX";
   int fd = mkstemp(tmpl);
   pid_t pid = fork();
