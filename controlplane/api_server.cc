@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <set>
+#include <sstream>
 
 #include <httplib.h>
 
@@ -102,6 +103,32 @@ Result<bool> BoolParam(const httplib::Request& req, const char* key) {
   if (v == "1" || v == "true" || v.empty()) return true;
   if (v == "0" || v == "false") return false;
   return Err(Code::kInvalidArgument, "query parameter {}='{}': expected 1, 0, true or false", key, v);
+}
+
+// Whether the client of a TCP connection (our local_port, its remote_port) has gone: the
+// connection is in CLOSE_WAIT or no longer listed in /proc/net/tcp{,6}. cpp-httplib only notices
+// a vanished client on the next write, so a follower of a quiet service checks this while idle.
+bool PeerGone(int local_port, int remote_port) {
+  if (local_port <= 0 || remote_port <= 0) return false;
+  bool seen_table = false;
+  for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream f(path);
+    if (!f) continue;
+    seen_table = true;
+    std::string line;
+    std::getline(f, line);  // header
+    while (std::getline(f, line)) {
+      std::istringstream ss(line);
+      std::string sl, local, remote, st;
+      ss >> sl >> local >> remote >> st;
+      auto lc = local.rfind(':'), rc = remote.rfind(':');
+      if (lc == std::string::npos || rc == std::string::npos) continue;
+      int lp = static_cast<int>(std::strtol(local.c_str() + lc + 1, nullptr, 16));
+      int rp = static_cast<int>(std::strtol(remote.c_str() + rc + 1, nullptr, 16));
+      if (lp == local_port && rp == remote_port) return st == "08" || st == "07";  // CLOSE_WAIT, CLOSE
+    }
+  }
+  return seen_table;  // not listed any more
 }
 
 }  // namespace
@@ -391,8 +418,12 @@ struct ApiServer::Impl {
       std::unique_ptr<AgentClient> client;
       std::vector<std::string> pending;
       bool ended = false;
+      int local_port = -1, remote_port = -1;
+      int idle_seconds = 0;
     };
     auto f = std::make_shared<Follow>();
+    f->local_port = c.req.local_port;
+    f->remote_port = c.req.remote_port;
     f->client = std::move(*client);
     f->pending = std::move(*first);
     c.streamed = true;
@@ -404,7 +435,11 @@ struct ApiServer::Impl {
           if (f->pending.empty()) {
             auto next = f->client->NextStream(Seconds(1));
             if (!next) {
-              if (next.error().code == Code::kTimeout) return sink.is_writable();
+              if (next.error().code == Code::kTimeout) {
+                // Quiet service: every few idle seconds, check the client is still there.
+                if (++f->idle_seconds % 3 == 0 && PeerGone(f->local_port, f->remote_port)) return false;
+                return sink.is_writable();
+              }
               f->ended = true;
               std::string msg = "cbctld: log stream ended: " + next.error().message + "\n";
               sink.write(msg.data(), msg.size());
@@ -412,6 +447,7 @@ struct ApiServer::Impl {
               return true;
             }
             f->pending = std::move(*next);
+            f->idle_seconds = 0;
           }
           std::string out;
           for (const auto& l : f->pending) out += l + "\n";
@@ -547,6 +583,8 @@ struct ApiServer::Impl {
     out += "# HELP cbctld_hosts_reachable Hosts whose agent answered the last pass.\n"
            "# TYPE cbctld_hosts_reachable gauge\n";
     out += fmt::format("cbctld_hosts_reachable {}\n", reachable);
+    out += "# HELP cbctld_log_followers Open `logs -f` streams.\n# TYPE cbctld_log_followers gauge\n";
+    out += fmt::format("cbctld_log_followers {}\n", followers.load());
     out += metrics.Render();
     return out;
   }

@@ -231,6 +231,18 @@ TEST_F(CbctldIt, LogsTailAndAFollowerDoesNotBlockOtherRequests) {
   for (int fd : followers) close(fd);
 }
 
+TEST_F(CbctldIt, AFollowerOfAQuietServiceIsReleasedWhenItsClientGoes) {
+  ApplyV1();
+  int fd = ConnectTcp(w.addr());
+  ASSERT_GE(fd, 0);
+  SendAll(fd, BuildRequest("GET", "/v1/services/web/logs?tail=1&follow=1", w.admin(), "", {}));
+  ASSERT_TRUE(WaitFor([&] { return w.Stats("cbctld_log_followers") == 1; }, 10));
+  close(fd);
+  // web (sleep) writes nothing: the server notices the client is gone while idle.
+  EXPECT_TRUE(WaitFor([&] { return w.Stats("cbctld_log_followers") == 0; }, 15))
+      << w.Stats("cbctld_log_followers");
+}
+
 TEST_F(CbctldIt, BadInputGetsClearErrorsAndLeavesStateAsItWas) {
   ApplyV1();
   // Oversized body.
