@@ -89,7 +89,11 @@ struct Agent::Impl {
   MonoTime next_log_check{};
   MonoTime next_follow_poll{};
   bool stop = false;
-  bool trim_wanted = false;  // a big request/reply was handled: return freed heap afterwards
+  bool trim_wanted = false;
+  // After a start by request, one stats sample soon, so `ps` shows rss/cpu without waiting a
+  // whole --stats-interval.
+  std::optional<MonoTime>
+      sample_soon;  // a big request/reply was handled: return freed heap afterwards
   std::string hostname;
 
   ~Impl() {
@@ -138,6 +142,7 @@ struct Agent::Impl {
       if (!next || t < *next) next = t;
     };
     consider(sampler->next_due());
+    if (sample_soon) consider(*sample_soon);
     consider(next_log_check);
     bool following = false;
     for (auto& [fd, c] : conns) following |= !c.follows.empty();
@@ -271,7 +276,25 @@ struct Agent::Impl {
   void OnPidfd(pid_t pid) {
     auto st = launcher->Reap(pid);
     if (!st) return;
-    sup->OnExit(pid, *st, clock->Now());
+    MonoTime now = clock->Now();
+    std::string name;
+    double uptime = 0;
+    for (const auto& s : sup->Status(now, clock->WallNow())) {
+      if (s.pid == pid) {
+        name = s.name;
+        uptime = s.uptime_seconds;
+      }
+    }
+    sup->OnExit(pid, *st, now);
+    if (name.empty()) return;
+    auto after = sup->StatusOf(name, now, clock->WallNow());
+    std::string what = after ? std::string(ServiceStateName(after->state)) : "removed";
+    if (after && after->next_start_at)
+      what += fmt::format(
+          ", next start in {:.2f}s",
+          std::chrono::duration<double>(*after->next_start_at - clock->WallNow()).count());
+    Log(fmt::format("{} (pid {}) exited after {:.1f}s: {}; now {}", name, pid, uptime,
+                    ExitStatusToJson(*st).dump(), what));
   }
 
   // ---- periodic work ----
@@ -284,11 +307,12 @@ struct Agent::Impl {
         if (!r) Log("log rotation: " + r.error().message);
       }
     }
-    if (now >= sampler->next_due()) {
+    if (now >= sampler->next_due() || (sample_soon && now >= *sample_soon)) {
       std::map<std::string, pid_t> groups;
       for (const auto& s : sup->Status(now, clock->WallNow())) groups[s.name] = s.pid;
-      auto r = sampler->Step(now, clock->WallNow(), groups);
+      auto r = sampler->SampleNow(now, clock->WallNow(), groups);
       if (!r) Log("stats: " + r.error().message);
+      sample_soon.reset();
     }
     if (now >= next_follow_poll) {
       next_follow_poll = now + std::chrono::milliseconds(200);
@@ -362,6 +386,9 @@ struct Agent::Impl {
                    "protocol version {} is not supported: this agent speaks version {}",
                    params["protocol"].get<int>(), kProtocolVersion);
       return r;
+    }
+    if (method == "apply" || method == "start" || method == "restart" || method == "reset") {
+      if (!sample_soon) sample_soon = now + std::chrono::seconds(1);
     }
     if (method == "apply") return Apply(params, now);
     if (method == "ps") {
