@@ -345,18 +345,24 @@ struct Agent::Impl {
   }
 
   json StatusJson(const ServiceStatus& s) const {
-    json j{{"name", s.name},
-           {"state", std::string(ServiceStateName(s.state))},
-           {"pid", s.pid ? json(s.pid) : json(nullptr)},
-           {"restarts", s.restarts},
-           {"consecutive_failures", s.consecutive_failures},
-           {"next_start_at", Opt(s.next_start_at)},
-           {"last_exit", s.last_exit ? ExitStatusToJson(*s.last_exit) : json(nullptr)},
-           {"uptime_seconds", s.uptime_seconds},
-           {"started_at", Opt(s.started_at)},
-           {"adopted", s.adopted},
-           {"log_path", LogPathOf(s.name)},
-           {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)}};
+    json j{
+        {"name", s.name},
+        {"state", std::string(ServiceStateName(s.state))},
+        {"pid", s.pid ? json(s.pid) : json(nullptr)},
+        {"restarts", s.restarts},
+        {"consecutive_failures", s.consecutive_failures},
+        {"next_start_at", Opt(s.next_start_at)},
+        {"next_start_in_seconds",
+         s.next_start_at
+             ? json(std::max(
+                   0.0, std::chrono::duration<double>(*s.next_start_at - clock->WallNow()).count()))
+             : json(nullptr)},
+        {"last_exit", s.last_exit ? ExitStatusToJson(*s.last_exit) : json(nullptr)},
+        {"uptime_seconds", s.uptime_seconds},
+        {"started_at", Opt(s.started_at)},
+        {"adopted", s.adopted},
+        {"log_path", LogPathOf(s.name)},
+        {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)}};
     auto sample = sampler->LatestService(s.name);
     if (sample && s.pid) {
       j["rss_bytes"] = sample->rss_bytes;

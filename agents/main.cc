@@ -340,7 +340,7 @@ int Ctl(int argc, char** argv) {
       for (const auto& s : (*r)["services"]) {
         std::string info;
         if (!s["next_start_at"].is_null())
-          info = "next start " + s["next_start_at"].get<std::string>();
+          info = fmt::format("next start in {:.1f}s", s.value("next_start_in_seconds", 0.0));
         if (s["adopted"].get<bool>()) info += (info.empty() ? "" : "; ") + std::string("adopted");
         if (!s["last_error"].is_null())
           info += (info.empty() ? "" : "; ") + s["last_error"].get<std::string>();
