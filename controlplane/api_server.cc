@@ -156,6 +156,13 @@ struct ApiServer::Impl {
     e.status = status;
     e.result = result;
     e.detail = detail.substr(0, 500);
+    auto clean = [](const std::string& v) {
+      std::string out;
+      for (unsigned char ch : v) out += (ch < 0x20 || ch == 0x7f) ? std::string("?") : std::string(1, static_cast<char>(ch));
+      return out;
+    };
+    std::fprintf(stderr, "%s cbctld: audit: %s %s%s%s -> %d %s\n", e.at.c_str(), clean(e.actor).c_str(),
+                 clean(action).c_str(), target.empty() ? "" : " ", clean(target).c_str(), status, result.c_str());
     if (auto r = store.AppendAudit(e); !r) {
       std::fprintf(stderr, "%s cbctld: audit write failed: %s\n", e.at.c_str(), r.error().message.c_str());
     }

@@ -287,7 +287,7 @@ std::vector<wire::HostApplyResult> Reconciler::Pass(MonoTime now) {
 }
 
 ReconcileStats Reconciler::stats() const {
-  std::lock_guard lk(const_cast<std::mutex&>(mu_));
+  std::lock_guard lk(mu_);
   return stats_;
 }
 

@@ -134,7 +134,7 @@ class Reconciler {
   ReconcilerOptions options_;
 
   std::mutex pass_mu_;                        // one pass at a time
-  std::mutex mu_;                             // guards the members below
+  mutable std::mutex mu_;                     // guards the members below
   std::map<std::string, std::unique_ptr<HostConn>> conns_;
   int64_t cached_generation_ = -1;
   DesiredState cached_;
