@@ -265,7 +265,15 @@ struct Agent::Impl {
       c.in.clear();
     }
     if (eof) {
-      // The client is gone (or half-closed): answer what was asked, then close.
+      // The client is gone (or half-closed): answer what was asked (a last line without its
+      // '\n' too), then close.
+      if (!c.closing && c.in.find_first_not_of(" \t\r") != std::string::npos) {
+        std::string line;
+        line.swap(c.in);
+        if (line.back() == '\r') line.pop_back();
+        json reply = self->HandleLine(line, fd);
+        if (!reply.is_null()) Send(c, reply);
+      }
       c.closing = true;
       c.follows.clear();
     }

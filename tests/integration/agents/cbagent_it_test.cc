@@ -263,6 +263,18 @@ TEST(CbagentIt, GarbageOnTheRpcChannelGetsErrorsAndTheConnectionSurvives) {
   EXPECT_TRUE(w.Ps().empty());  // the invalid apply applied nothing
 }
 
+TEST(CbagentIt, RpcAnswersALastLineWithoutNewline) {
+  AgentWorld w;
+  w.Serve();
+  auto r = w.Rpc(
+      "{\"v\":1,\"id\":\"a\",\"method\":\"ps\"}\n{\"v\":1,\"id\":\"b\",\"method\":\"hello\"}");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(json::parse(lines[0])["id"], "a");
+  EXPECT_EQ(json::parse(lines[1])["id"], "b");
+}
+
 TEST(CbagentIt, CorruptStateFileIsMovedAsideAndReported) {
   AgentWorld w;
   mkdir(w.state().c_str(), 0700);
