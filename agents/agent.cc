@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
@@ -469,6 +470,8 @@ struct Agent::Impl {
         problems.push_back(fmt::format(
             "{}.user: running as user '{}' needs the agent to run as root (it runs as uid {})",
             path, s->user, geteuid()));
+      else if (!s->user.empty() && getpwnam(s->user.c_str()) == nullptr)
+        problems.push_back(fmt::format("{}.user: unknown user '{}'", path, s->user));
       specs.push_back(std::move(*s));
     }
     if (!problems.empty()) {

@@ -126,6 +126,15 @@ TEST_F(AgentLoopTest, ImperativeCommandsAndErrors) {
       {{"services", {{{"name", "d"}, {"command", {"a"}}}, {{"name", "d"}, {"command", {"b"}}}}}});
   EXPECT_EQ(dup["error"]["code"], "invalid_argument");
   EXPECT_NE(dup["error"]["message"].get<std::string>().find("duplicate"), std::string::npos);
+  if (geteuid() == 0) {
+    json nouser =
+        Call("apply",
+             {{"services", {{{"name", "u"}, {"command", {"a"}}, {"user", "no-such-user-xyz"}}}}});
+    EXPECT_EQ(nouser["error"]["code"], "invalid_argument");
+    EXPECT_NE(nouser["error"]["message"].get<std::string>().find("services[0].user: unknown user"),
+              std::string::npos)
+        << nouser.dump();
+  }
   json spec = Call("spec");
   ASSERT_EQ(spec["result"]["services"].size(), 1u);  // the refused apply changed nothing
   json stats = Call("stats", {{"samples", 5}});
