@@ -588,6 +588,7 @@ Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& cloc
     ti.table = tn.table;
   }
   Plan plan = BuildPlan(ti, cutover, o.premake);
+  rep.old_partition = plan.n.qold;
   if (ti.relkind != 'p') {
     for (const auto& n : plan.notes) note(n);
   }
@@ -597,13 +598,13 @@ Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& cloc
     rep.statements.push_back("BEGIN");
     add(plan.shell);
     rep.statements.push_back("COMMIT");
-    rep.statements.push_back("SET lock_timeout = '" + std::to_string(o.lock_timeout_ms) + "ms'  -- retried");
+    rep.statements.push_back("/* retried on lock timeout */ SET lock_timeout = '" + std::to_string(o.lock_timeout_ms) + "ms'");
     add(plan.bound);
     rep.statements.push_back("SET lock_timeout = 0");
     add(plan.validate);
     add(plan.index);
     rep.statements.push_back("BEGIN");
-    rep.statements.push_back("SET LOCAL lock_timeout = '" + std::to_string(o.lock_timeout_ms) + "ms'  -- retried");
+    rep.statements.push_back("/* the transaction is retried on lock timeout */ SET LOCAL lock_timeout = '" + std::to_string(o.lock_timeout_ms) + "ms'");
     add(plan.swap);
     rep.statements.push_back("COMMIT");
     add(plan.finish);

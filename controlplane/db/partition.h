@@ -83,6 +83,7 @@ struct PartitionReport {
   std::string table;                    // "public"."event_log"
   std::string column;
   std::string cutover;                  // "2027-01-01 00:00:00+00"
+  std::string old_partition;            // "public"."event_log_old": the partition holding the old rows
   bool already_partitioned = false;     // nothing was changed
   bool resumed = false;                 // continued an earlier run
   std::vector<std::string> statements;  // dry run: every statement, in order

@@ -144,7 +144,9 @@ std::vector<TuneItem> Recommend(const TuneInput& in, const std::map<std::string,
     double cur = ToDouble(s.setting);
     double rec_units;  // in the setting's own unit
     if (r.memory && ub) {
-      rec_units = std::floor(r.value / static_cast<double>(ub));
+      // Whole MB above 64MB, like pgtune, so the value reads well ("6026MB", not "6170944kB").
+      double v = r.value >= 64.0 * kMB ? std::floor(r.value / kMB) * kMB : r.value;
+      rec_units = std::floor(v / static_cast<double>(ub));
     } else {
       rec_units = r.value;
     }
