@@ -97,20 +97,36 @@ struct ChildArgs {
 }  // namespace
 
 Result<uint64_t> ProcessStartTicks(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!f || !std::getline(f, line)) return Err(Code::kNotFound, "process {} does not exist", pid);
-  auto close = line.rfind(')');
-  if (close == std::string::npos)
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Err(Code::kNotFound, "process {} does not exist", pid);
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return Err(Code::kNotFound, "process {} does not exist", pid);
+  std::string_view line(buf, static_cast<size_t>(n));
+  auto close_paren = line.rfind(')');
+  if (close_paren == std::string_view::npos)
     return Err(Code::kInternal, "/proc/{}/stat: unexpected format", pid);
-  std::istringstream rest(line.substr(close + 1));
-  std::string tok;
   // Fields after the comm: field 3 (state) is token 0, field 22 (starttime) is token 19.
+  size_t pos = close_paren + 1;
+  std::string_view tok;
   for (int i = 0; i <= 19; ++i) {
-    if (!(rest >> tok)) return Err(Code::kInternal, "/proc/{}/stat: too few fields", pid);
+    while (pos < line.size() && line[pos] == ' ') ++pos;
+    size_t end = line.find(' ', pos);
+    if (end == std::string_view::npos) end = line.size();
+    if (pos >= end) return Err(Code::kInternal, "/proc/{}/stat: too few fields", pid);
+    tok = line.substr(pos, end - pos);
+    pos = end;
     if (i == 0 && tok == "Z") return Err(Code::kNotFound, "process {} is a zombie", pid);
   }
-  return std::stoull(tok);
+  uint64_t v = 0;
+  for (char c : tok) {
+    if (c < '0' || c > '9') return Err(Code::kInternal, "/proc/{}/stat: bad start time", pid);
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
 }
 
 RealLauncher::RealLauncher(std::string default_cwd, WatchFn watch)
@@ -156,11 +172,12 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
     home = pw->pw_dir;
     user_name = pw->pw_name;
   } else {
-    struct passwd* pw = getpwuid(geteuid());
-    if (pw) {
-      home = pw->pw_dir;
-      user_name = pw->pw_name;
+    if (!self_user_) {  // the agent's own user does not change: look it up once
+      self_user_.emplace();
+      if (struct passwd* pw = getpwuid(geteuid())) *self_user_ = {pw->pw_name, pw->pw_dir};
     }
+    user_name = self_user_->first;
+    home = self_user_->second;
   }
   std::map<std::string, std::string> env;
   const char* path = getenv("PATH");

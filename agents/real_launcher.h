@@ -59,6 +59,7 @@ class RealLauncher final : public ProcessLauncher {
   WatchFn watch_;
   std::map<pid_t, Watched> watched_;
   std::map<std::string, std::string> path_cache_;  // command name -> path found on PATH
+  std::optional<std::pair<std::string, std::string>> self_user_;  // our user name and home
 };
 
 }  // namespace cb
