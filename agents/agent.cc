@@ -286,13 +286,10 @@ struct Agent::Impl {
     auto st = launcher->Reap(pid);
     if (!st) return;
     MonoTime now = clock->Now();
-    std::string name;
+    std::string name = sup->NameOfPid(pid);
     double uptime = 0;
-    for (const auto& s : sup->Status(now, clock->WallNow())) {
-      if (s.pid == pid) {
-        name = s.name;
-        uptime = s.uptime_seconds;
-      }
+    if (!name.empty()) {
+      if (auto before = sup->StatusOf(name, now, clock->WallNow())) uptime = before->uptime_seconds;
     }
     sup->OnExit(pid, *st, now);
     if (name.empty()) return;

@@ -395,6 +395,13 @@ std::vector<pid_t> Supervisor::LivePids() const {
   return out;
 }
 
+std::string Supervisor::NameOfPid(pid_t pid) const {
+  for (const auto& [name, s] : services_) {
+    if (s.process && s.process->pid == pid) return name;
+  }
+  return {};
+}
+
 std::vector<PersistedService> Supervisor::Snapshot(MonoTime now, WallTime wall_now) const {
   std::vector<PersistedService> out;
   for (const auto& [name, s] : services_) {

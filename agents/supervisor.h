@@ -133,6 +133,8 @@ class Supervisor {
 
   // Pids of all processes currently watched (running or stopping).
   std::vector<pid_t> LivePids() const;
+  // The service whose current process is `pid`; empty when none.
+  std::string NameOfPid(pid_t pid) const;
 
   // Persistence. Snapshot() lists desired services and those still stopping for removal
   // (removing = true: a restored agent adopts and stops them, then forgets them).
