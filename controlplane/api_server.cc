@@ -362,7 +362,7 @@ struct ApiServer::Impl {
       host = c.req.get_param_value("host");
       CB_TRY_VOID(ValidateServiceName(host).map_error([&](Error e) { return e.Wrap("query parameter host"); }));
     }
-    CB_TRY(auto list, rec.Services(host));
+    CB_TRY(auto list, rec.Services(host, /*live=*/true));
     wire::ServicesResponse s;
     s.services = std::move(list);
     Reply r;

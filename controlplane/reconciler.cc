@@ -403,11 +403,33 @@ Result<std::unique_ptr<AgentClient>> Reconciler::OpenAgent(const std::string& ho
   return client;
 }
 
-Result<std::vector<wire::ServiceInfo>> Reconciler::Services(const std::string& host_filter) {
+Result<std::vector<wire::ServiceInfo>> Reconciler::Services(const std::string& host_filter, bool live) {
   CB_TRY(auto cur, Current());
   CB_TRY(auto observed, store_.ListObserved());
   CB_TRY(auto overrides, store_.ListOverrides());
   CB_TRY(auto hosts, store_.ListHosts());
+  if (live) {
+    std::string wall = FormatWallTime(clock_.WallNow());
+    for (const auto& h : cur.second.hosts) {
+      if (!host_filter.empty() && h.name != host_filter) continue;
+      HostConn* hc = nullptr;
+      {
+        std::lock_guard lk(mu_);
+        auto it = conns_.find(h.name);
+        if (it != conns_.end()) hc = it->second.get();
+      }
+      if (!hc) continue;
+      std::unique_lock hl(hc->mu, std::try_to_lock);
+      if (!hl.owns_lock() || !hc->client) continue;  // a pass is talking to it: use the stored view
+      auto ps = hc->client->Ps();
+      if (!ps) {
+        hc->client.reset();
+        continue;
+      }
+      std::erase_if(observed, [&](const ObservedService& o) { return o.host == h.name; });
+      for (const auto& st : *ps) observed.push_back({h.name, st.value("name", std::string()), st.dump(), wall});
+    }
+  }
   std::map<std::pair<std::string, std::string>, const ObservedService*> obs;
   for (const auto& o : observed) obs[{o.host, o.name}] = &o;
   std::map<std::string, int> hosts_of_name;

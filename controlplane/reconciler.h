@@ -105,7 +105,9 @@ class Reconciler {
   Result<std::unique_ptr<AgentClient>> OpenAgent(const std::string& host);
 
   // Every desired service with its observed status and override, sorted by host then name.
-  Result<std::vector<wire::ServiceInfo>> Services(const std::string& host_filter = "");
+  // With `live`, hosts whose agent connection is open and idle are asked (`ps`) right now;
+  // others report what the last pass stored (observed_at says when).
+  Result<std::vector<wire::ServiceInfo>> Services(const std::string& host_filter = "", bool live = false);
 
   ReconcileStats stats() const;
   // cbctld_reconcile_duration_seconds as a Prometheus histogram.

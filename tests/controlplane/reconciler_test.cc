@@ -193,6 +193,18 @@ TEST_F(ReconcilerTest, UnreachableAgentIsRecordedAndCountedThenRecovers) {
   EXPECT_EQ((*rec_->Services())[0].state, "running");
 }
 
+TEST_F(ReconcilerTest, LiveServicesAskTheAgentStoredOnesWaitForAPass) {
+  Put(kSpec);
+  rec_->Step(clock_.Now());
+  agent_.services["worker"].state = "backoff";  // changed on the agent, no pass since
+  EXPECT_EQ((*rec_->Services("", false))[1].state, "running") << "stored view";
+  EXPECT_EQ((*rec_->Services("", true))[1].state, "backoff") << "live view";
+  agent_.down = true;
+  auto fallback = rec_->Services("", true);
+  ASSERT_TRUE(fallback);
+  EXPECT_EQ((*fallback)[1].state, "running") << "an agent that fails falls back to the stored view";
+}
+
 TEST_F(ReconcilerTest, AnotherProtocolMajorIsRefusedNamingBoth) {
   Put(kSpec);
   agent_.protocol = 2;
