@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -460,20 +461,41 @@ Result<EffectiveResources> DetectEffectiveResources(const std::string& root) {
 }
 
 Result<ProcStat> ParseProcPidStat(std::string_view content) {
+  // Allocation-free: the scan calls this for every process on the host.
   size_t open = content.find('(');
   size_t close = content.rfind(')');
   if (open == std::string_view::npos || close == std::string_view::npos || close < open)
     return Err(Code::kInvalidArgument, "/proc/PID/stat: no \"(comm)\" field");
   ProcStat s;
   if (!ParseNum(content.substr(0, open), &s.pid)) return Err(Code::kInvalidArgument, "/proc/PID/stat: bad pid");
-  auto f = SplitWs(content.substr(close + 1));
-  // f[0] is field 3 (state); field N is f[N-3].
-  if (f.size() < 22) return Err(Code::kInvalidArgument, "/proc/{}/stat: {} fields after comm, expected at least 22", s.pid, f.size());
-  s.state = f[0].empty() ? '?' : f[0][0];
-  bool ok = ParseNum(f[1], &s.ppid) && ParseNum(f[2], &s.pgrp) && ParseNum(f[11], &s.utime) &&
-            ParseNum(f[12], &s.stime) && ParseNum(f[19], &s.start_ticks);
+  // Field N (1-based, as in proc(5)) after the comm: state is field 3.
+  const char* p = content.data() + close + 1;
+  const char* end = content.data() + content.size();
+  int field = 2;
   int64_t cut = 0, cst = 0, rss = 0;
-  ok = ok && ParseNum(f[13], &cut) && ParseNum(f[14], &cst) && ParseNum(f[21], &rss);
+  bool ok = true;
+  while (p < end && field < 24) {
+    while (p < end && (*p == ' ' || *p == '\n')) ++p;
+    const char* q = p;
+    while (q < end && *q != ' ' && *q != '\n') ++q;
+    if (q == p) break;
+    ++field;
+    std::string_view f(p, static_cast<size_t>(q - p));
+    switch (field) {
+      case 3: s.state = f[0]; break;
+      case 4: ok = ok && ParseNum(f, &s.ppid); break;
+      case 5: ok = ok && ParseNum(f, &s.pgrp); break;
+      case 14: ok = ok && ParseNum(f, &s.utime); break;
+      case 15: ok = ok && ParseNum(f, &s.stime); break;
+      case 16: ok = ok && ParseNum(f, &cut); break;
+      case 17: ok = ok && ParseNum(f, &cst); break;
+      case 22: ok = ok && ParseNum(f, &s.start_ticks); break;
+      case 24: ok = ok && ParseNum(f, &rss); break;
+      default: break;
+    }
+    p = q;
+  }
+  if (field < 24) return Err(Code::kInvalidArgument, "/proc/{}/stat: {} fields after comm, expected at least 22", s.pid, field - 2);
   if (!ok) return Err(Code::kInvalidArgument, "/proc/{}/stat: a numeric field is not a number", s.pid);
   s.cutime = cut > 0 ? static_cast<uint64_t>(cut) : 0;
   s.cstime = cst > 0 ? static_cast<uint64_t>(cst) : 0;
@@ -483,17 +505,32 @@ Result<ProcStat> ParseProcPidStat(std::string_view content) {
 
 Result<std::map<pid_t, GroupUsage>> ScanProcessGroups(const std::string& root) {
   std::string proc = root + "/proc";
-  DIR* dir = ::opendir(proc.c_str());
-  if (dir == nullptr) return Err(ErrnoError("list " + proc, errno));
+  int dfd = ::open(proc.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return Err(ErrnoError("list " + proc, errno));
+  DIR* dir = ::fdopendir(dfd);
+  if (dir == nullptr) {
+    int e = errno;
+    ::close(dfd);
+    return Err(ErrnoError("list " + proc, e));
+  }
   static const long kPage = ::sysconf(_SC_PAGESIZE);
   static const long kTck = ::sysconf(_SC_CLK_TCK);
   std::map<pid_t, GroupUsage> out;
+  char path[300];
+  char buf[4096];
   while (struct dirent* e = ::readdir(dir)) {
     const char* n = e->d_name;
     if (n[0] < '0' || n[0] > '9') continue;
-    auto content = ReadSmallFile(proc + "/" + n + "/stat");
-    if (!content) continue;  // exited meanwhile
-    auto st = ParseProcPidStat(*content);
+    std::snprintf(path, sizeof path, "%s/stat", n);
+    int fd = ::openat(dfd, path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // exited meanwhile
+    ssize_t r;
+    do {
+      r = ::read(fd, buf, sizeof buf);  // the whole line in one read (well under 4 KiB)
+    } while (r < 0 && errno == EINTR);
+    ::close(fd);
+    if (r <= 0) continue;
+    auto st = ParseProcPidStat(std::string_view(buf, static_cast<size_t>(r)));
     if (!st || st->state == 'Z') continue;
     GroupUsage& g = out[st->pgrp];
     g.rss_bytes += st->rss_pages * static_cast<uint64_t>(kPage > 0 ? kPage : 4096);

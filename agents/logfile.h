@@ -75,6 +75,9 @@ std::string_view RotateMethodName(RotateResult::Method m);  // "none", "collapse
 // keeping a copy. A missing log file is not an error (kNone). `allow_collapse = false` forces
 // the copy-truncate method (for tests and for filesystems that lie about support).
 // Failure: kIo naming the file and the syscall; the live file is left intact on failure.
+// Cost below the threshold: one stat(), no open or lock (the agent calls it per service every
+// few seconds). A copy left by a rotation interrupted by the agent's death
+// (NAME.log.1.tmp) is installed, in order, by the next rotation that runs.
 Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes, int keep,
                                  bool allow_collapse = true);
 
