@@ -273,7 +273,7 @@ struct ApiServer::Impl {
     std::string file = body.filename.empty() ? "spec" : body.filename;
     CB_TRY(DesiredState next, derive(body.yaml, file));
     CB_TRY(auto cur, rec.Current());
-    wire::PlanResponse p = ComputePlan(cur.second, next, cur.first);
+    wire::PlanResponse p = ComputePlan(*cur.second, next, cur.first);
     Reply r;
     r.body = p;
     return r;
@@ -312,7 +312,7 @@ struct ApiServer::Impl {
     };
     if (cur.first != want) return conflict(cur.first);
     wire::ApplyResponse out;
-    out.plan = ComputePlan(cur.second, next, cur.first);
+    out.plan = ComputePlan(*cur.second, next, cur.first);
     CB_TRY(auto stored, store.CurrentSpec());
     int64_t gen = cur.first;
     if (!stored || stored->yaml != body.yaml) {
@@ -349,7 +349,7 @@ struct ApiServer::Impl {
       g.applied_at = stored->applied_at;
       g.applied_by = stored->applied_by;
       CB_TRY(auto cur, rec.Current());
-      g.spec = cur.second.spec_json;
+      g.spec = cur.second->spec_json;
     }
     Reply r;
     r.body = g;
@@ -473,7 +473,7 @@ struct ApiServer::Impl {
     CB_TRY(auto cur, rec.Current());
     CB_TRY(auto recs, store.ListHosts());
     wire::HostsResponse out;
-    for (const auto& d : cur.second.hosts) {
+    for (const auto& d : cur.second->hosts) {
       wire::HostInfo h;
       h.name = d.name;
       h.address = d.address;
@@ -642,7 +642,10 @@ struct ApiServer::Impl {
       if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
       Error e;
       e.code = wire::CodeForHttpStatus(res.status);
-      if (res.status == 413) {
+      if (res.status == 413 &&
+          req.get_header_value("Content-Type").find("x-www-form-urlencoded") != std::string::npos) {
+        e.message = "form-encoded request bodies are limited to 8 KiB; send JSON with Content-Type: application/json";
+      } else if (res.status == 413) {
         e.message = fmt::format("request body is larger than the limit of {} bytes", wire::kMaxRequestBodyBytes);
       } else if (res.status == 404) {
         e.code = Code::kNotFound;

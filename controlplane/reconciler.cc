@@ -89,17 +89,17 @@ bool Reconciler::Step(MonoTime now) {
 
 std::vector<wire::HostApplyResult> Reconciler::ReconcileNow(MonoTime now) { return Pass(now); }
 
-Result<std::pair<int64_t, DesiredState>> Reconciler::Current() {
+Result<std::pair<int64_t, std::shared_ptr<const DesiredState>>> Reconciler::Current() {
   CB_TRY(auto spec, store_.CurrentSpec());
   std::lock_guard lk(mu_);
   int64_t gen = spec ? spec->generation : 0;
   if (gen != cached_generation_) {
     if (!spec) {
-      cached_ = DesiredState{};
+      cached_ = std::make_shared<const DesiredState>();
     } else {
       auto d = derive_(spec->yaml, "stored spec generation " + std::to_string(gen));
       if (!d) return Err(d.error().Wrap(fmt::format("stored spec generation {}", gen)));
-      cached_ = std::move(*d);
+      cached_ = std::make_shared<const DesiredState>(std::move(*d));
     }
     cached_generation_ = gen;
   }
@@ -244,7 +244,7 @@ std::vector<wire::HostApplyResult> Reconciler::Pass(MonoTime now) {
   if (!cur) {
     ++errors;
   } else {
-    const DesiredState& d = cur->second;
+    const DesiredState& d = *cur->second;
     std::vector<OverrideRecord> overrides;
     if (auto o = store_.ListOverrides()) overrides = *o;
     std::set<std::string> names;
@@ -305,7 +305,7 @@ Result<const DesiredHost*> Reconciler::FindHost(const DesiredState& d, const std
 Result<std::string> Reconciler::ResolveHost(const wire::ServiceAddress& a) {
   CB_TRY(auto cur, Current());
   std::vector<std::string> hosts;
-  for (const auto& h : cur.second.hosts) {
+  for (const auto& h : cur.second->hosts) {
     for (const auto& s : h.services) {
       if (s.name == a.name && (a.host.empty() || a.host == h.name)) hosts.push_back(h.name);
     }
@@ -328,7 +328,7 @@ Result<std::string> Reconciler::ResolveHost(const wire::ServiceAddress& a) {
 Result<json> Reconciler::ServiceAction(const std::string& host, const std::string& name,
                                        const std::string& action, const std::string& actor) {
   CB_TRY(auto cur, Current());
-  CB_TRY(const DesiredHost* h, FindHost(cur.second, host));
+  CB_TRY(const DesiredHost* h, FindHost(*cur.second, host));
   if (action == "restart") {
     CB_TRY(auto ovs, store_.ListOverrides());
     for (const auto& o : ovs) {
@@ -372,7 +372,7 @@ Result<json> Reconciler::ServiceAction(const std::string& host, const std::strin
 
 Result<std::vector<std::string>> Reconciler::Logs(const std::string& host, const std::string& name, int tail) {
   CB_TRY(auto cur, Current());
-  CB_TRY(const DesiredHost* h, FindHost(cur.second, host));
+  CB_TRY(const DesiredHost* h, FindHost(*cur.second, host));
   HostConn& hc = Conn(*h);
   std::lock_guard lk(hc.mu);
   CB_TRY(AgentClient * c, Client(hc, *h, nullptr));
@@ -383,7 +383,7 @@ Result<std::vector<std::string>> Reconciler::Logs(const std::string& host, const
 
 Result<std::unique_ptr<AgentClient>> Reconciler::OpenAgent(const std::string& host) {
   CB_TRY(auto cur, Current());
-  CB_TRY(const DesiredHost* h, FindHost(cur.second, host));
+  CB_TRY(const DesiredHost* h, FindHost(*cur.second, host));
   std::shared_ptr<Connector> conn;
   {
     HostConn& hc = Conn(*h);
@@ -405,12 +405,16 @@ Result<std::unique_ptr<AgentClient>> Reconciler::OpenAgent(const std::string& ho
 
 Result<std::vector<wire::ServiceInfo>> Reconciler::Services(const std::string& host_filter, bool live) {
   CB_TRY(auto cur, Current());
-  CB_TRY(auto observed, store_.ListObserved());
   CB_TRY(auto overrides, store_.ListOverrides());
   CB_TRY(auto hosts, store_.ListHosts());
+  const DesiredState& d = *cur.second;
+
+  // Status objects by (host, name): live from idle agent connections, else the stored view.
+  std::map<std::pair<std::string, std::string>, std::pair<json, std::string>> status;  // -> (status, observed_at)
+  std::set<std::string> live_hosts;
   if (live) {
     std::string wall = FormatWallTime(clock_.WallNow());
-    for (const auto& h : cur.second.hosts) {
+    for (const auto& h : d.hosts) {
       if (!host_filter.empty() && h.name != host_filter) continue;
       HostConn* hc = nullptr;
       {
@@ -426,46 +430,63 @@ Result<std::vector<wire::ServiceInfo>> Reconciler::Services(const std::string& h
         hc->client.reset();
         continue;
       }
-      std::erase_if(observed, [&](const ObservedService& o) { return o.host == h.name; });
-      for (const auto& st : *ps) observed.push_back({h.name, st.value("name", std::string()), st.dump(), wall});
+      live_hosts.insert(h.name);
+      for (auto& st : *ps) {
+        std::string name = st.value("name", std::string());
+        status[{h.name, name}] = {std::move(st), wall};
+      }
     }
   }
-  std::map<std::pair<std::string, std::string>, const ObservedService*> obs;
-  for (const auto& o : observed) obs[{o.host, o.name}] = &o;
+  bool need_stored = false;
+  for (const auto& h : d.hosts) {
+    if ((host_filter.empty() || h.name == host_filter) && !live_hosts.count(h.name)) need_stored = true;
+  }
+  if (need_stored) {
+    CB_TRY(auto observed, store_.ListObserved());
+    for (auto& o : observed) {
+      if (live_hosts.count(o.host)) continue;
+      json st = json::parse(o.status_json, nullptr, false);
+      if (!st.is_object()) st = json::object();
+      status[{o.host, o.name}] = {std::move(st), o.observed_at};
+    }
+  }
+
   std::map<std::string, int> hosts_of_name;
-  for (const auto& h : cur.second.hosts) {
+  for (const auto& h : d.hosts) {
     for (const auto& s : h.services) hosts_of_name[s.name]++;
   }
   std::map<std::string, bool> reachable;
-  for (const auto& h : hosts) reachable[h.name] = h.reachable;
+  for (const auto& h : hosts) reachable[h.name] = h.reachable || live_hosts.count(h.name);
+  std::map<std::pair<std::string, std::string>, std::string> override_of;
+  for (const auto& o : overrides) override_of[{o.host, o.name}] = o.state;
 
   std::vector<wire::ServiceInfo> out;
-  for (const auto& h : cur.second.hosts) {
+  for (const auto& h : d.hosts) {
     if (!host_filter.empty() && h.name != host_filter) continue;
+    bool unreachable = reachable.count(h.name) && !reachable[h.name];
     for (const auto& s : h.services) {
       wire::ServiceInfo i;
       i.host = h.name;
       i.name = s.name;
       i.address = hosts_of_name[s.name] > 1 ? s.name + "@" + h.name : s.name;
-      for (const auto& o : overrides) {
-        if (o.host == h.name && o.name == s.name) i.override_state = o.state;
-      }
-      auto it = obs.find({h.name, s.name});
-      if (it == obs.end()) {
-        i.state = reachable.count(h.name) && !reachable[h.name] ? "unknown" : "pending";
+      if (auto o = override_of.find({h.name, s.name}); o != override_of.end()) i.override_state = o->second;
+      auto it = status.find({h.name, s.name});
+      if (it == status.end()) {
+        i.state = unreachable ? "unknown" : "pending";
         out.push_back(std::move(i));
         continue;
       }
-      i.observed_at = it->second->observed_at;
-      json st = json::parse(it->second->status_json, nullptr, false);
-      if (!st.is_object()) st = json::object();
+      const json& st = it->second.first;
+      i.observed_at = it->second.second;
       i.state = st.contains("state") && st["state"].is_string() ? st["state"].get<std::string>() : "unknown";
-      if (reachable.count(h.name) && !reachable[h.name]) i.state = "unknown";
+      if (unreachable) i.state = "unknown";
       auto num = [&](const char* k) -> const json* {
-        return st.contains(k) && st[k].is_number() ? &st[k] : nullptr;
+        auto f = st.find(k);
+        return f != st.end() && f->is_number() ? &*f : nullptr;
       };
       auto str = [&](const char* k) -> std::optional<std::string> {
-        if (st.contains(k) && st[k].is_string()) return st[k].get<std::string>();
+        auto f = st.find(k);
+        if (f != st.end() && f->is_string()) return f->get<std::string>();
         return std::nullopt;
       };
       if (auto p = num("pid")) i.pid = p->get<int64_t>();

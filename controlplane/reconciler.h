@@ -90,7 +90,7 @@ class Reconciler {
 
   // The desired state of the stored spec (derived once per generation). Empty before the first
   // apply.
-  Result<std::pair<int64_t, DesiredState>> Current();
+  Result<std::pair<int64_t, std::shared_ptr<const DesiredState>>> Current();
 
   // Finds the host of a service address. kNotFound (with the known services' addresses when
   // few) or kInvalidArgument when NAME alone is ambiguous.
@@ -139,7 +139,7 @@ class Reconciler {
   mutable std::mutex mu_;                     // guards the members below
   std::map<std::string, std::unique_ptr<HostConn>> conns_;
   int64_t cached_generation_ = -1;
-  DesiredState cached_;
+  std::shared_ptr<const DesiredState> cached_ = std::make_shared<const DesiredState>();
   std::optional<MonoTime> last_pass_;
   std::atomic<bool> dirty_{true};
   ReconcileStats stats_;
