@@ -294,8 +294,10 @@ int Ctl(int argc, char** argv) {
     if (a.pos.size() > 1) return Usage("unexpected argument '" + a.pos[1] + "'");
     auto specs = cb::LoadServiceFile(file);
     if (!specs) {
-      std::fprintf(stderr, "%s\ncbagent: %s: %zu problem(s); nothing applied\n",
-                   cb::FormatProblems(specs.error()).c_str(), file.c_str(), specs.error().size());
+      std::string text = cb::FormatProblems(specs.error());
+      while (!text.empty() && text.back() == '\n') text.pop_back();
+      std::fprintf(stderr, "%s\ncbagent: %s: %zu problem(s); nothing applied\n", text.c_str(),
+                   file.c_str(), specs.error().size());
       return kExitFailed;
     }
     json list = json::array();
@@ -324,6 +326,14 @@ int Ctl(int argc, char** argv) {
         std::fprintf(stderr, "cbagent: warning: %s\n", w.get<std::string>().c_str());
     return 0;
   }
+
+  // Usage errors before connecting, so they are not hidden by "no agent running".
+  static const std::vector<std::string> kNamed = {"start", "stop", "restart", "reset", "logs"};
+  bool named = std::find(kNamed.begin(), kNamed.end(), cmd) != kNamed.end();
+  if (!named && cmd != "ps" && cmd != "spec" && cmd != "stats")
+    return Usage("unknown ctl command '" + cmd + "'");
+  if (named && a.pos.size() != 2) return Usage(cmd + " needs exactly one service NAME");
+  if (!named && a.pos.size() != 1) return Usage("unexpected argument '" + a.pos[1] + "'");
 
   auto client = cb::AgentClient::Connect(dir);
   if (!client) return Fail(client.error());

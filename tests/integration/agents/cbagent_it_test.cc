@@ -430,6 +430,26 @@ TEST(CbagentIt, RpcStartAgentStartsADetachedAgentWhenNoneAnswers) {
   EXPECT_EQ(json::parse(Lines(again.out).at(0))["result"]["pid"], agent);
 }
 
+TEST(CbagentIt, UsageErrorsExit64BeforeConnecting) {
+  AgentWorld w;  // no agent: usage errors must still win
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{{"bogus"},
+                                                                             {"logs"},
+                                                                             {"stop"},
+                                                                             {"ps", "extra"},
+                                                                             {"ps", "-o", "yaml"},
+                                                                             {"apply"},
+                                                                             {"apply", "-f"},
+                                                                             {"ps", "--nope"}}) {
+    auto r = w.Ctl(args);
+    EXPECT_EQ(r.rc, 64) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("usage:"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(it::Run({Bin()}).rc, 64);
+  EXPECT_EQ(it::Run({Bin(), "frob"}).rc, 64);
+  EXPECT_EQ(it::Run({Bin(), "serve", "--state-dir", w.state(), "--stats-interval", "soon"}).rc, 64);
+  EXPECT_EQ(it::Run({Bin(), "version"}).rc, 0);
+}
+
 TEST(CbagentIt, NoAgentRunningSaysWhereItLookedAndHowToStartOne) {
   AgentWorld w;
   auto r = w.Ctl({"ps"});
