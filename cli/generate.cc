@@ -558,8 +558,9 @@ std::string ManPage() {
   s += Roff(
       "cbctl is the command line of a Codebolt fleet. It keeps the fleet's desired state in a "
       "fleet spec (fleet.yaml), which cbctld, a small daemon, stores and makes the hosts "
-      "match through the cbagent supervisor on each host. Commands marked [cbctld] talk to "
-      "that daemon over HTTP; the others work on their own.") +
+      "match through the cbagent supervisor on each host. The commands that say \"Talks to "
+      "cbctld\" (marked [cbctld] in --help) reach that daemon over HTTP; the others work on "
+      "their own.") +
        "\n.PP\n" +
        Roff("Every read takes -o table|json|yaml. Colour is used only on a terminal, and never "
             "when NO_COLOR is set or --no-color is given. Services are addressed as NAME, or "

@@ -144,7 +144,7 @@ void Emit(YAML::Emitter& out, const nlohmann::json& j) {
       out << YAML::Null;
       break;
     case nlohmann::json::value_t::array: {
-      bool flat = !j.empty();
+      bool flat = true;  // [] and lists of scalars stay on one line
       for (const auto& e : j) flat = flat && e.is_primitive();
       if (flat) out << YAML::Flow;
       out << YAML::BeginSeq;
@@ -153,6 +153,7 @@ void Emit(YAML::Emitter& out, const nlohmann::json& j) {
       break;
     }
     case nlohmann::json::value_t::object:
+      if (j.empty()) out << YAML::Flow;
       out << YAML::BeginMap;
       for (auto it = j.begin(); it != j.end(); ++it) {
         out << YAML::Key;
