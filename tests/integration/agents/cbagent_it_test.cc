@@ -430,6 +430,23 @@ TEST(CbagentIt, RpcStartAgentStartsADetachedAgentWhenNoneAnswers) {
   EXPECT_EQ(json::parse(Lines(again.out).at(0))["result"]["pid"], agent);
 }
 
+TEST(CbagentIt, StatsAreSampledAtTheConfiguredInterval) {
+  AgentWorld w;
+  w.Serve({"--stats-interval", "200ms"});
+  ASSERT_EQ(w.Apply("services:\n  - {name: s, command: [sleep, '3600']}\n").rc, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  auto r = w.Ctl({"stats"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_GE(j["history"].size(), 4u) << r.out.substr(0, 400);
+  EXPECT_GT(j["host"]["memory_bytes"].get<uint64_t>(), 0u);
+  ASSERT_TRUE(j["services"].contains("s")) << r.out.substr(0, 400);
+  EXPECT_GE(j["services"]["s"].size(), 3u);
+  EXPECT_GT(j["services"]["s"].back()["rss_bytes"].get<uint64_t>(), 0u);
+  json ps = w.PsOf("s");
+  EXPECT_TRUE(ps["rss_bytes"].is_number()) << ps.dump();
+}
+
 TEST(CbagentIt, UsageErrorsExit64BeforeConnecting) {
   AgentWorld w;  // no agent: usage errors must still win
   for (std::vector<std::string> args : std::vector<std::vector<std::string>>{{"bogus"},
