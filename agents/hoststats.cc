@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -19,10 +19,14 @@ namespace {
 constexpr uint64_t kV1Unlimited = 1ull << 62;
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r'))
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
     s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r'))
+  }
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
     s.remove_suffix(1);
+  }
   return s;
 }
 
@@ -30,10 +34,16 @@ std::vector<std::string_view> SplitWs(std::string_view s) {
   std::vector<std::string_view> out;
   size_t i = 0;
   while (i < s.size()) {
-    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n')) ++i;
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n')) {
+      ++i;
+    }
     size_t j = i;
-    while (j < s.size() && s[j] != ' ' && s[j] != '\t' && s[j] != '\n') ++j;
-    if (j > i) out.push_back(s.substr(i, j - i));
+    while (j < s.size() && s[j] != ' ' && s[j] != '\t' && s[j] != '\n') {
+      ++j;
+    }
+    if (j > i) {
+      out.push_back(s.substr(i, j - i));
+    }
     i = j;
   }
   return out;
@@ -56,19 +66,25 @@ std::vector<std::string_view> SplitChar(std::string_view s, char c) {
 template <class T>
 bool ParseNum(std::string_view s, T* out) {
   s = Trim(s);
-  if (s.empty()) return false;
+  if (s.empty()) {
+    return false;
+  }
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
 }
 
 bool ParseDouble(std::string_view s, double* out) {
   s = Trim(s);
-  if (s.empty()) return false;
+  if (s.empty()) {
+    return false;
+  }
   std::string tmp(s);
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(tmp.c_str(), &end);
-  if (errno != 0 || end != tmp.c_str() + tmp.size()) return false;
+  if (errno != 0 || end != tmp.c_str() + tmp.size()) {
+    return false;
+  }
   *out = v;
   return true;
 }
@@ -76,25 +92,32 @@ bool ParseDouble(std::string_view s, double* out) {
 // Reads a small file (proc/sys files report size 0, so read until EOF).
 Result<std::string> ReadSmallFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Err(ErrnoError("open " + path, errno));
+  if (fd < 0) {
+    return Err(ErrnoError("open " + path, errno));
+  }
   std::string out;
   char buf[4096];
   for (;;) {
     ssize_t r = ::read(fd, buf, sizeof buf);
     if (r < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       int e = errno;
       ::close(fd);
       return Err(ErrnoError("read " + path, e));
     }
-    if (r == 0) break;
+    if (r == 0) {
+      break;
+    }
     out.append(buf, static_cast<size_t>(r));
-    if (out.size() > (16u << 20)) break;
+    if (out.size() > (16u << 20)) {
+      break;
+    }
   }
   ::close(fd);
   return out;
 }
-
 
 // mountinfo escapes space, tab, newline and backslash as \ooo.
 std::string Unescape(std::string_view s) {
@@ -127,15 +150,21 @@ CgroupMounts ParseMountInfo(std::string_view content) {
   for (std::string_view line : SplitChar(content, '\n')) {
     auto f = SplitWs(line);
     auto dash = std::find(f.begin(), f.end(), std::string_view("-"));
-    if (f.size() < 5 || dash == f.end() || f.end() - dash < 2) continue;
+    if (f.size() < 5 || dash == f.end() || f.end() - dash < 2) {
+      continue;
+    }
     std::string_view fstype = *(dash + 1);
     Mount mount{Unescape(f[3]), Unescape(f[4])};
     if (fstype == "cgroup2") {
-      if (!m.v2) m.v2 = mount;
+      if (!m.v2) {
+        m.v2 = mount;
+      }
     } else if (fstype == "cgroup") {
       std::string_view super = f.end() - dash >= 4 ? *(dash + 3) : std::string_view();
       for (std::string_view opt : SplitChar(super, ',')) {
-        if (opt == "cpu" || opt == "memory") m.v1.emplace(std::string(opt), mount);
+        if (opt == "cpu" || opt == "memory") {
+          m.v1.emplace(std::string(opt), mount);
+        }
       }
     }
   }
@@ -151,10 +180,14 @@ ProcCgroups ParseProcCgroup(std::string_view content) {
   ProcCgroups c;
   for (std::string_view line : SplitChar(content, '\n')) {
     line = Trim(line);
-    if (line.empty()) continue;
+    if (line.empty()) {
+      continue;
+    }
     size_t a = line.find(':');
     size_t b = a == std::string_view::npos ? a : line.find(':', a + 1);
-    if (b == std::string_view::npos) continue;
+    if (b == std::string_view::npos) {
+      continue;
+    }
     std::string_view id = line.substr(0, a);
     std::string_view ctrls = line.substr(a + 1, b - a - 1);
     std::string path(line.substr(b + 1));
@@ -162,7 +195,9 @@ ProcCgroups ParseProcCgroup(std::string_view content) {
       c.v2_path = path;
     } else {
       for (std::string_view ctl : SplitChar(ctrls, ',')) {
-        if (ctl == "cpu" || ctl == "memory") c.v1_paths.emplace(std::string(ctl), path);
+        if (ctl == "cpu" || ctl == "memory") {
+          c.v1_paths.emplace(std::string(ctl), path);
+        }
       }
     }
   }
@@ -171,7 +206,8 @@ ProcCgroups ParseProcCgroup(std::string_view content) {
 
 // Directories from our cgroup up to the mount point (inclusive), ROOT-prefixed. A cgroup path
 // outside the mount (cgroup namespaces, "/.."): only the mount point.
-std::vector<std::string> CgroupDirs(const std::string& root, const Mount& mount, const std::string& path) {
+std::vector<std::string> CgroupDirs(const std::string& root, const Mount& mount,
+                                    const std::string& path) {
   std::string rel = path;
   if (mount.mount_root != "/" && !mount.mount_root.empty()) {
     if (rel.rfind(mount.mount_root, 0) == 0) {
@@ -180,7 +216,9 @@ std::vector<std::string> CgroupDirs(const std::string& root, const Mount& mount,
       rel = "/";
     }
   }
-  if (rel.find("/..") != std::string::npos || rel.empty()) rel = "/";
+  if (rel.find("/..") != std::string::npos || rel.empty()) {
+    rel = "/";
+  }
   std::string base = root + mount.mount_point;
   std::vector<std::string> dirs;
   std::string cur = rel;
@@ -196,9 +234,14 @@ std::vector<std::string> CgroupDirs(const std::string& root, const Mount& mount,
 bool V2HasController(const std::vector<std::string>& dirs, std::string_view ctl) {
   for (const auto& d : dirs) {
     auto c = ReadSmallFile(d + "/cgroup.controllers");
-    if (!c) continue;  // the leaf may not exist (namespaces): ask the next level up
-    for (auto w : SplitWs(*c))
-      if (w == ctl) return true;
+    if (!c) {
+      continue;  // the leaf may not exist (namespaces): ask the next level up
+    }
+    for (auto w : SplitWs(*c)) {
+      if (w == ctl) {
+        return true;
+      }
+    }
     return false;
   }
   return false;
@@ -208,32 +251,54 @@ bool V2HasController(const std::vector<std::string>& dirs, std::string_view ctl)
 
 Result<std::optional<double>> ParseCgroupV2CpuMax(std::string_view content) {
   auto f = SplitWs(content);
-  if (f.empty() || f.size() > 2) return Err(Code::kInvalidArgument, "cpu.max: expected \"QUOTA PERIOD\", found \"{}\"", Trim(content));
+  if (f.empty() || f.size() > 2) {
+    return Err(Code::kInvalidArgument, "cpu.max: expected \"QUOTA PERIOD\", found \"{}\"",
+               Trim(content));
+  }
   uint64_t period = 100000;
-  if (f.size() == 2 && (!ParseNum(f[1], &period) || period == 0))
+  if (f.size() == 2 && (!ParseNum(f[1], &period) || period == 0)) {
     return Err(Code::kInvalidArgument, "cpu.max: bad period \"{}\"", f[1]);
-  if (f[0] == "max") return std::optional<double>();
+  }
+  if (f[0] == "max") {
+    return std::optional<double>();
+  }
   uint64_t quota = 0;
-  if (!ParseNum(f[0], &quota) || quota == 0) return Err(Code::kInvalidArgument, "cpu.max: bad quota \"{}\"", f[0]);
+  if (!ParseNum(f[0], &quota) || quota == 0) {
+    return Err(Code::kInvalidArgument, "cpu.max: bad quota \"{}\"", f[0]);
+  }
   return std::optional<double>(static_cast<double>(quota) / static_cast<double>(period));
 }
 
 Result<std::optional<uint64_t>> ParseCgroupV2MemoryMax(std::string_view content) {
   std::string_view s = Trim(content);
-  if (s == "max") return std::optional<uint64_t>();
+  if (s == "max") {
+    return std::optional<uint64_t>();
+  }
   uint64_t v = 0;
-  if (!ParseNum(s, &v)) return Err(Code::kInvalidArgument, "memory.max: expected \"max\" or bytes, found \"{}\"", s);
+  if (!ParseNum(s, &v)) {
+    return Err(Code::kInvalidArgument, "memory.max: expected \"max\" or bytes, found \"{}\"", s);
+  }
   return std::optional<uint64_t>(v);
 }
 
-Result<std::optional<double>> ParseCgroupV1Cpu(std::string_view quota_us, std::string_view period_us) {
+Result<std::optional<double>> ParseCgroupV1Cpu(std::string_view quota_us,
+                                               std::string_view period_us) {
   int64_t quota = 0;
   uint64_t period = 0;
-  if (!ParseNum(quota_us, &quota)) return Err(Code::kInvalidArgument, "cpu.cfs_quota_us: expected an integer, found \"{}\"", Trim(quota_us));
-  if (quota < 0) return std::optional<double>();
-  if (!ParseNum(period_us, &period) || period == 0)
-    return Err(Code::kInvalidArgument, "cpu.cfs_period_us: expected a positive integer, found \"{}\"", Trim(period_us));
-  if (quota == 0) return std::optional<double>();
+  if (!ParseNum(quota_us, &quota)) {
+    return Err(Code::kInvalidArgument, "cpu.cfs_quota_us: expected an integer, found \"{}\"",
+               Trim(quota_us));
+  }
+  if (quota < 0) {
+    return std::optional<double>();
+  }
+  if (!ParseNum(period_us, &period) || period == 0) {
+    return Err(Code::kInvalidArgument,
+               "cpu.cfs_period_us: expected a positive integer, found \"{}\"", Trim(period_us));
+  }
+  if (quota == 0) {
+    return std::optional<double>();
+  }
   return std::optional<double>(static_cast<double>(quota) / static_cast<double>(period));
 }
 
@@ -241,10 +306,15 @@ Result<std::optional<uint64_t>> ParseCgroupV1MemoryLimit(std::string_view conten
   uint64_t v = 0;
   if (!ParseNum(content, &v)) {
     int64_t neg = 0;
-    if (ParseNum(content, &neg) && neg == -1) return std::optional<uint64_t>();
-    return Err(Code::kInvalidArgument, "memory.limit_in_bytes: expected bytes, found \"{}\"", Trim(content));
+    if (ParseNum(content, &neg) && neg == -1) {
+      return std::optional<uint64_t>();
+    }
+    return Err(Code::kInvalidArgument, "memory.limit_in_bytes: expected bytes, found \"{}\"",
+               Trim(content));
   }
-  if (v >= kV1Unlimited) return std::optional<uint64_t>();
+  if (v >= kV1Unlimited) {
+    return std::optional<uint64_t>();
+  }
   return std::optional<uint64_t>(v);
 }
 
@@ -252,7 +322,9 @@ Result<CgroupLimits> DetectCgroupLimits(const std::string& root) {
   CB_TRY(std::string mountinfo, ReadSmallFile(root + "/proc/self/mountinfo"));
   CgroupMounts mounts = ParseMountInfo(mountinfo);
   ProcCgroups procs;
-  if (auto pc = ReadSmallFile(root + "/proc/self/cgroup")) procs = ParseProcCgroup(*pc);
+  if (auto pc = ReadSmallFile(root + "/proc/self/cgroup")) {
+    procs = ParseProcCgroup(*pc);
+  }
 
   CgroupLimits lim;
   bool used_v2 = false, used_v1 = false;
@@ -265,9 +337,13 @@ Result<CgroupLimits> DetectCgroupLimits(const std::string& root) {
       for (const auto& d : dirs) {
         std::string f = d + "/cpu.max";
         auto c = ReadSmallFile(f);
-        if (!c) continue;
+        if (!c) {
+          continue;
+        }
         auto v = ParseCgroupV2CpuMax(*c);
-        if (!v) return Err(v.error().Wrap(f));
+        if (!v) {
+          return Err(v.error().Wrap(f));
+        }
         if (*v && (!lim.cpu_limit || **v < *lim.cpu_limit)) {
           lim.cpu_limit = **v;
           lim.cpu_source = f;
@@ -279,9 +355,13 @@ Result<CgroupLimits> DetectCgroupLimits(const std::string& root) {
       for (const auto& d : dirs) {
         std::string f = d + "/memory.max";
         auto c = ReadSmallFile(f);
-        if (!c) continue;
+        if (!c) {
+          continue;
+        }
         auto v = ParseCgroupV2MemoryMax(*c);
-        if (!v) return Err(v.error().Wrap(f));
+        if (!v) {
+          return Err(v.error().Wrap(f));
+        }
         if (*v && (!lim.memory_limit_bytes || **v < *lim.memory_limit_bytes)) {
           lim.memory_limit_bytes = **v;
           lim.memory_source = f;
@@ -296,12 +376,18 @@ Result<CgroupLimits> DetectCgroupLimits(const std::string& root) {
       auto dirs = CgroupDirs(root, m->second, p == procs.v1_paths.end() ? "/" : p->second);
       for (const auto& d : dirs) {
         auto q = ReadSmallFile(d + "/cpu.cfs_quota_us");
-        if (!q) continue;
+        if (!q) {
+          continue;
+        }
         used_v1 = true;
         auto per = ReadSmallFile(d + "/cpu.cfs_period_us");
-        if (!per) return Err(per.error());
+        if (!per) {
+          return Err(per.error());
+        }
         auto v = ParseCgroupV1Cpu(*q, *per);
-        if (!v) return Err(v.error().Wrap(d));
+        if (!v) {
+          return Err(v.error().Wrap(d));
+        }
         if (*v && (!lim.cpu_limit || **v < *lim.cpu_limit)) {
           lim.cpu_limit = **v;
           lim.cpu_source = d + "/cpu.cfs_quota_us";
@@ -317,10 +403,14 @@ Result<CgroupLimits> DetectCgroupLimits(const std::string& root) {
       for (const auto& d : dirs) {
         std::string f = d + "/memory.limit_in_bytes";
         auto c = ReadSmallFile(f);
-        if (!c) continue;
+        if (!c) {
+          continue;
+        }
         used_v1 = true;
         auto v = ParseCgroupV1MemoryLimit(*c);
-        if (!v) return Err(v.error().Wrap(f));
+        if (!v) {
+          return Err(v.error().Wrap(f));
+        }
         if (*v && (!lim.memory_limit_bytes || **v < *lim.memory_limit_bytes)) {
           lim.memory_limit_bytes = **v;
           lim.memory_source = f;
@@ -338,47 +428,81 @@ Result<MemInfo> ParseMemInfo(std::string_view content) {
   uint64_t mem_free = 0, buffers = 0, cached = 0;
   for (std::string_view line : SplitChar(content, '\n')) {
     size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
+    if (colon == std::string_view::npos) {
+      continue;
+    }
     std::string_view key = line.substr(0, colon);
     auto f = SplitWs(line.substr(colon + 1));
-    if (f.empty()) continue;
+    if (f.empty()) {
+      continue;
+    }
     uint64_t v = 0;
-    if (!ParseNum(f[0], &v)) return Err(Code::kInvalidArgument, "meminfo: {}: expected a number, found \"{}\"", key, f[0]);
-    if (f.size() > 1 && f[1] == "kB") v *= 1024;
-    if (key == "MemTotal") m.total_bytes = v, total = true;
-    else if (key == "MemAvailable") m.available_bytes = v, avail = true;
-    else if (key == "MemFree") mem_free = v, free_found = true;
-    else if (key == "Buffers") buffers = v;
-    else if (key == "Cached") cached = v;
-    else if (key == "SwapTotal") m.swap_total_bytes = v;
-    else if (key == "SwapFree") m.swap_free_bytes = v;
+    if (!ParseNum(f[0], &v)) {
+      return Err(Code::kInvalidArgument, "meminfo: {}: expected a number, found \"{}\"", key, f[0]);
+    }
+    if (f.size() > 1 && f[1] == "kB") {
+      v *= 1024;
+    }
+    if (key == "MemTotal") {
+      m.total_bytes = v, total = true;
+    } else if (key == "MemAvailable") {
+      m.available_bytes = v, avail = true;
+    } else if (key == "MemFree") {
+      mem_free = v, free_found = true;
+    } else if (key == "Buffers") {
+      buffers = v;
+    } else if (key == "Cached") {
+      cached = v;
+    } else if (key == "SwapTotal") {
+      m.swap_total_bytes = v;
+    } else if (key == "SwapFree") {
+      m.swap_free_bytes = v;
+    }
   }
-  if (!total) return Err(Code::kInvalidArgument, "meminfo: MemTotal missing");
-  if (!avail) m.available_bytes = free_found ? mem_free + buffers + cached : 0;  // kernels < 3.14
+  if (!total) {
+    return Err(Code::kInvalidArgument, "meminfo: MemTotal missing");
+  }
+  if (!avail) {
+    m.available_bytes = free_found ? mem_free + buffers + cached : 0;  // kernels < 3.14
+  }
   return m;
 }
 
 Result<std::array<double, 3>> ParseLoadAvg(std::string_view content) {
   auto f = SplitWs(content);
   std::array<double, 3> out{};
-  if (f.size() < 3) return Err(Code::kInvalidArgument, "loadavg: expected 3 numbers, found \"{}\"", Trim(content));
-  for (int i = 0; i < 3; ++i)
-    if (!ParseDouble(f[i], &out[i])) return Err(Code::kInvalidArgument, "loadavg: bad number \"{}\"", f[i]);
+  if (f.size() < 3) {
+    return Err(Code::kInvalidArgument, "loadavg: expected 3 numbers, found \"{}\"", Trim(content));
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (!ParseDouble(f[i], &out[i])) {
+      return Err(Code::kInvalidArgument, "loadavg: bad number \"{}\"", f[i]);
+    }
+  }
   return out;
 }
 
 Result<CpuTimes> ParseProcStatCpu(std::string_view content) {
   for (std::string_view line : SplitChar(content, '\n')) {
     auto f = SplitWs(line);
-    if (f.empty() || f[0] != "cpu") continue;
-    if (f.size() < 5) return Err(Code::kInvalidArgument, "/proc/stat: cpu line has {} fields, expected at least 4 numbers", f.size() - 1);
+    if (f.empty() || f[0] != "cpu") {
+      continue;
+    }
+    if (f.size() < 5) {
+      return Err(Code::kInvalidArgument,
+                 "/proc/stat: cpu line has {} fields, expected at least 4 numbers", f.size() - 1);
+    }
     CpuTimes t;
     // user nice system idle iowait irq softirq steal (guest and guest_nice are in user/nice).
     for (size_t i = 1; i < f.size() && i <= 8; ++i) {
       uint64_t v = 0;
-      if (!ParseNum(f[i], &v)) return Err(Code::kInvalidArgument, "/proc/stat: cpu field {}: bad number \"{}\"", i, f[i]);
+      if (!ParseNum(f[i], &v)) {
+        return Err(Code::kInvalidArgument, "/proc/stat: cpu field {}: bad number \"{}\"", i, f[i]);
+      }
       t.total += v;
-      if (i != 4 && i != 5) t.busy += v;
+      if (i != 4 && i != 5) {
+        t.busy += v;
+      }
     }
     return t;
   }
@@ -386,7 +510,9 @@ Result<CpuTimes> ParseProcStatCpu(std::string_view content) {
 }
 
 std::optional<double> CpuBusyRatio(const CpuTimes& before, const CpuTimes& after) {
-  if (after.total <= before.total) return std::nullopt;
+  if (after.total <= before.total) {
+    return std::nullopt;
+  }
   double busy = after.busy >= before.busy ? static_cast<double>(after.busy - before.busy) : 0.0;
   double r = busy / static_cast<double>(after.total - before.total);
   return std::clamp(r, 0.0, 1.0);
@@ -394,15 +520,20 @@ std::optional<double> CpuBusyRatio(const CpuTimes& before, const CpuTimes& after
 
 Result<int> ParseCpuList(std::string_view content) {
   std::string_view s = Trim(content);
-  if (s.empty()) return Err(Code::kInvalidArgument, "cpu list: empty");
+  if (s.empty()) {
+    return Err(Code::kInvalidArgument, "cpu list: empty");
+  }
   int n = 0;
   for (std::string_view part : SplitChar(s, ',')) {
     size_t dash = part.find('-');
     int a = 0, b = 0;
     if (dash == std::string_view::npos) {
-      if (!ParseNum(part, &a)) return Err(Code::kInvalidArgument, "cpu list: bad entry \"{}\"", part);
+      if (!ParseNum(part, &a)) {
+        return Err(Code::kInvalidArgument, "cpu list: bad entry \"{}\"", part);
+      }
       b = a;
-    } else if (!ParseNum(part.substr(0, dash), &a) || !ParseNum(part.substr(dash + 1), &b) || b < a) {
+    } else if (!ParseNum(part.substr(0, dash), &a) || !ParseNum(part.substr(dash + 1), &b) ||
+               b < a) {
       return Err(Code::kInvalidArgument, "cpu list: bad range \"{}\"", part);
     }
     n += b - a + 1;
@@ -417,14 +548,17 @@ Result<HostStats> ReadHostStats(const std::string& root, const CgroupLimits* cgr
   h.memory_bytes = mem.total_bytes;
   h.memory_available_bytes = mem.available_bytes;
   h.swap_total_bytes = mem.swap_total_bytes;
-  h.swap_used_bytes = mem.swap_total_bytes >= mem.swap_free_bytes ? mem.swap_total_bytes - mem.swap_free_bytes : 0;
+  h.swap_used_bytes =
+      mem.swap_total_bytes >= mem.swap_free_bytes ? mem.swap_total_bytes - mem.swap_free_bytes : 0;
   CB_TRY(std::string la, ReadSmallFile(root + "/proc/loadavg"));
   CB_TRY(h.load, ParseLoadAvg(la));
 
   int cpus = 0;
   if (auto online = ReadSmallFile(root + "/sys/devices/system/cpu/online")) {
     auto n = ParseCpuList(*online);
-    if (!n) return Err(n.error().Wrap(root + "/sys/devices/system/cpu/online"));
+    if (!n) {
+      return Err(n.error().Wrap(root + "/sys/devices/system/cpu/online"));
+    }
     cpus = *n;
   }
   if (root.empty()) {
@@ -434,7 +568,9 @@ Result<HostStats> ReadHostStats(const std::string& root, const CgroupLimits* cgr
       int aff = CPU_COUNT(&set);
       cpus = cpus == 0 ? aff : std::min(cpus, aff);
     }
-    if (cpus == 0) cpus = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+    if (cpus == 0) {
+      cpus = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+    }
   }
   h.cpus = cpus > 0 ? cpus : 1;
 
@@ -454,9 +590,13 @@ Result<EffectiveResources> DetectEffectiveResources(const std::string& root) {
   EffectiveResources r;
   CB_TRY(r.cgroup, DetectCgroupLimits(root));
   r.cpus = h.cpus;
-  if (r.cgroup.cpu_limit) r.cpus = std::min(r.cpus, *r.cgroup.cpu_limit);
+  if (r.cgroup.cpu_limit) {
+    r.cpus = std::min(r.cpus, *r.cgroup.cpu_limit);
+  }
   r.memory_bytes = h.memory_bytes;
-  if (r.cgroup.memory_limit_bytes) r.memory_bytes = std::min(r.memory_bytes, *r.cgroup.memory_limit_bytes);
+  if (r.cgroup.memory_limit_bytes) {
+    r.memory_bytes = std::min(r.memory_bytes, *r.cgroup.memory_limit_bytes);
+  }
   return r;
 }
 
@@ -464,10 +604,13 @@ Result<ProcStat> ParseProcPidStat(std::string_view content) {
   // Allocation-free: the scan calls this for every process on the host.
   size_t open = content.find('(');
   size_t close = content.rfind(')');
-  if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) {
     return Err(Code::kInvalidArgument, "/proc/PID/stat: no \"(comm)\" field");
+  }
   ProcStat s;
-  if (!ParseNum(content.substr(0, open), &s.pid)) return Err(Code::kInvalidArgument, "/proc/PID/stat: bad pid");
+  if (!ParseNum(content.substr(0, open), &s.pid)) {
+    return Err(Code::kInvalidArgument, "/proc/PID/stat: bad pid");
+  }
   // Field N (1-based, as in proc(5)) after the comm: state is field 3.
   const char* p = content.data() + close + 1;
   const char* end = content.data() + content.size();
@@ -475,28 +618,58 @@ Result<ProcStat> ParseProcPidStat(std::string_view content) {
   int64_t cut = 0, cst = 0, rss = 0;
   bool ok = true;
   while (p < end && field < 24) {
-    while (p < end && (*p == ' ' || *p == '\n')) ++p;
+    while (p < end && (*p == ' ' || *p == '\n')) {
+      ++p;
+    }
     const char* q = p;
-    while (q < end && *q != ' ' && *q != '\n') ++q;
-    if (q == p) break;
+    while (q < end && *q != ' ' && *q != '\n') {
+      ++q;
+    }
+    if (q == p) {
+      break;
+    }
     ++field;
     std::string_view f(p, static_cast<size_t>(q - p));
     switch (field) {
-      case 3: s.state = f[0]; break;
-      case 4: ok = ok && ParseNum(f, &s.ppid); break;
-      case 5: ok = ok && ParseNum(f, &s.pgrp); break;
-      case 14: ok = ok && ParseNum(f, &s.utime); break;
-      case 15: ok = ok && ParseNum(f, &s.stime); break;
-      case 16: ok = ok && ParseNum(f, &cut); break;
-      case 17: ok = ok && ParseNum(f, &cst); break;
-      case 22: ok = ok && ParseNum(f, &s.start_ticks); break;
-      case 24: ok = ok && ParseNum(f, &rss); break;
-      default: break;
+      case 3:
+        s.state = f[0];
+        break;
+      case 4:
+        ok = ok && ParseNum(f, &s.ppid);
+        break;
+      case 5:
+        ok = ok && ParseNum(f, &s.pgrp);
+        break;
+      case 14:
+        ok = ok && ParseNum(f, &s.utime);
+        break;
+      case 15:
+        ok = ok && ParseNum(f, &s.stime);
+        break;
+      case 16:
+        ok = ok && ParseNum(f, &cut);
+        break;
+      case 17:
+        ok = ok && ParseNum(f, &cst);
+        break;
+      case 22:
+        ok = ok && ParseNum(f, &s.start_ticks);
+        break;
+      case 24:
+        ok = ok && ParseNum(f, &rss);
+        break;
+      default:
+        break;
     }
     p = q;
   }
-  if (field < 24) return Err(Code::kInvalidArgument, "/proc/{}/stat: {} fields after comm, expected at least 22", s.pid, field - 2);
-  if (!ok) return Err(Code::kInvalidArgument, "/proc/{}/stat: a numeric field is not a number", s.pid);
+  if (field < 24) {
+    return Err(Code::kInvalidArgument, "/proc/{}/stat: {} fields after comm, expected at least 22",
+               s.pid, field - 2);
+  }
+  if (!ok) {
+    return Err(Code::kInvalidArgument, "/proc/{}/stat: a numeric field is not a number", s.pid);
+  }
   s.cutime = cut > 0 ? static_cast<uint64_t>(cut) : 0;
   s.cstime = cst > 0 ? static_cast<uint64_t>(cst) : 0;
   s.rss_pages = rss > 0 ? static_cast<uint64_t>(rss) : 0;
@@ -506,7 +679,9 @@ Result<ProcStat> ParseProcPidStat(std::string_view content) {
 Result<std::map<pid_t, GroupUsage>> ScanProcessGroups(const std::string& root) {
   std::string proc = root + "/proc";
   int dfd = ::open(proc.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Err(ErrnoError("list " + proc, errno));
+  if (dfd < 0) {
+    return Err(ErrnoError("list " + proc, errno));
+  }
   DIR* dir = ::fdopendir(dfd);
   if (dir == nullptr) {
     int e = errno;
@@ -520,18 +695,26 @@ Result<std::map<pid_t, GroupUsage>> ScanProcessGroups(const std::string& root) {
   char buf[4096];
   while (struct dirent* e = ::readdir(dir)) {
     const char* n = e->d_name;
-    if (n[0] < '0' || n[0] > '9') continue;
-    std::snprintf(path, sizeof path, "%s/stat", n);
+    if (n[0] < '0' || n[0] > '9') {
+      continue;
+    }
+    (void)std::snprintf(path, sizeof path, "%s/stat", n);
     int fd = ::openat(dfd, path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;  // exited meanwhile
+    if (fd < 0) {
+      continue;  // exited meanwhile
+    }
     ssize_t r;
     do {
       r = ::read(fd, buf, sizeof buf);  // the whole line in one read (well under 4 KiB)
     } while (r < 0 && errno == EINTR);
     ::close(fd);
-    if (r <= 0) continue;
+    if (r <= 0) {
+      continue;
+    }
     auto st = ParseProcPidStat(std::string_view(buf, static_cast<size_t>(r)));
-    if (!st || st->state == 'Z') continue;
+    if (!st || st->state == 'Z') {
+      continue;
+    }
     GroupUsage& g = out[st->pgrp];
     g.rss_bytes += st->rss_pages * static_cast<uint64_t>(kPage > 0 ? kPage : 4096);
     g.cpu_seconds += static_cast<double>(st->utime + st->stime + st->cutime + st->cstime) /
@@ -543,39 +726,48 @@ Result<std::map<pid_t, GroupUsage>> ScanProcessGroups(const std::string& root) {
 }
 
 void to_json(nlohmann::json& j, const HostStats& s) {
-  j = nlohmann::json{{"cpus", s.cpus},
-                     {"cpu_limit", s.cpu_limit ? nlohmann::json(*s.cpu_limit) : nlohmann::json(nullptr)},
-                     {"memory_bytes", s.memory_bytes},
-                     {"memory_limit_bytes",
-                      s.memory_limit_bytes ? nlohmann::json(*s.memory_limit_bytes) : nlohmann::json(nullptr)},
-                     {"cgroup", s.cgroup},
-                     {"load", {s.load[0], s.load[1], s.load[2]}},
-                     {"swap_total_bytes", s.swap_total_bytes},
-                     {"swap_used_bytes", s.swap_used_bytes},
-                     {"memory_available_bytes", s.memory_available_bytes}};
+  j = nlohmann::json{
+      {"cpus", s.cpus},
+      {"cpu_limit", s.cpu_limit ? nlohmann::json(*s.cpu_limit) : nlohmann::json(nullptr)},
+      {"memory_bytes", s.memory_bytes},
+      {"memory_limit_bytes",
+       s.memory_limit_bytes ? nlohmann::json(*s.memory_limit_bytes) : nlohmann::json(nullptr)},
+      {"cgroup", s.cgroup},
+      {"load", {s.load[0], s.load[1], s.load[2]}},
+      {"swap_total_bytes", s.swap_total_bytes},
+      {"swap_used_bytes", s.swap_used_bytes},
+      {"memory_available_bytes", s.memory_available_bytes}};
 }
 
 void to_json(nlohmann::json& j, const HostSample& s) {
   to_json(j, s.stats);
   j["at"] = FormatWallTime(s.at);
-  j["cpu_busy_ratio"] = s.cpu_busy_ratio ? nlohmann::json(*s.cpu_busy_ratio) : nlohmann::json(nullptr);
+  j["cpu_busy_ratio"] =
+      s.cpu_busy_ratio ? nlohmann::json(*s.cpu_busy_ratio) : nlohmann::json(nullptr);
 }
 
 void to_json(nlohmann::json& j, const ServiceSample& s) {
-  j = nlohmann::json{{"at", FormatWallTime(s.at)}, {"rss_bytes", s.rss_bytes}, {"cpu_seconds", s.cpu_seconds}};
+  j = nlohmann::json{
+      {"at", FormatWallTime(s.at)}, {"rss_bytes", s.rss_bytes}, {"cpu_seconds", s.cpu_seconds}};
 }
 
 Trend ComputeTrend(const std::vector<std::pair<double, double>>& pts) {
   Trend t;
   t.samples = pts.size();
-  if (pts.empty()) return t;
+  if (pts.empty()) {
+    return t;
+  }
   t.first = pts.front().second;
   t.last = pts.back().second;
   t.span_seconds = pts.back().first - pts.front().first;
-  if (pts.size() < 2) return t;
+  if (pts.size() < 2) {
+    return t;
+  }
   double n = static_cast<double>(pts.size());
   double mx = 0, my = 0;
-  for (const auto& [x, y] : pts) mx += x, my += y;
+  for (const auto& [x, y] : pts) {
+    mx += x, my += y;
+  }
   mx /= n;
   my /= n;
   double sxx = 0, sxy = 0;
@@ -583,7 +775,9 @@ Trend ComputeTrend(const std::vector<std::pair<double, double>>& pts) {
     sxx += (x - mx) * (x - mx);
     sxy += (x - mx) * (y - my);
   }
-  if (sxx <= 0) return t;
+  if (sxx <= 0) {
+    return t;
+  }
   t.slope_per_second = sxy / sxx;
   return t;
 }
@@ -591,36 +785,50 @@ Trend ComputeTrend(const std::vector<std::pair<double, double>>& pts) {
 namespace {
 std::vector<std::pair<double, double>> Points(const std::vector<ServiceSample>& s, bool rss) {
   std::vector<std::pair<double, double>> pts;
-  if (s.empty()) return pts;
+  if (s.empty()) {
+    return pts;
+  }
   WallTime t0 = s.front().at;
-  for (const auto& x : s)
+  for (const auto& x : s) {
     pts.emplace_back(ToSeconds(x.at - t0), rss ? static_cast<double>(x.rss_bytes) : x.cpu_seconds);
+  }
   return pts;
 }
 }  // namespace
 
-Trend RssTrend(const std::vector<ServiceSample>& samples) { return ComputeTrend(Points(samples, true)); }
-Trend CpuRateTrend(const std::vector<ServiceSample>& samples) { return ComputeTrend(Points(samples, false)); }
+Trend RssTrend(const std::vector<ServiceSample>& samples) {
+  return ComputeTrend(Points(samples, true));
+}
+Trend CpuRateTrend(const std::vector<ServiceSample>& samples) {
+  return ComputeTrend(Points(samples, false));
+}
 
 StatsSampler::StatsSampler(Options opts) : opts_(std::move(opts)), host_(opts_.capacity) {
-  if (opts_.interval <= Duration::zero()) opts_.interval = std::chrono::seconds(10);
+  if (opts_.interval <= Duration::zero()) {
+    opts_.interval = std::chrono::seconds(10);
+  }
 }
 
 ServiceSample StatsSampler::Unpack(const Packed& p) {
   ServiceSample s;
-  s.at = WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(p.at_ms)));
+  s.at =
+      WallTime(std::chrono::duration_cast<WallTime::duration>(std::chrono::milliseconds(p.at_ms)));
   s.rss_bytes = static_cast<uint64_t>(p.rss_kib) * 1024;
   s.cpu_seconds = p.cpu_seconds;
   return s;
 }
 
-Result<bool> StatsSampler::Step(MonoTime now, WallTime wall, const std::map<std::string, pid_t>& services) {
-  if (sampled_ && now < next_due_) return false;
+Result<bool> StatsSampler::Step(MonoTime now, WallTime wall,
+                                const std::map<std::string, pid_t>& services) {
+  if (sampled_ && now < next_due_) {
+    return false;
+  }
   CB_TRY_VOID(SampleNow(now, wall, services));
   return true;
 }
 
-Result<void> StatsSampler::SampleNow(MonoTime now, WallTime wall, const std::map<std::string, pid_t>& services) {
+Result<void> StatsSampler::SampleNow(MonoTime now, WallTime wall,
+                                     const std::map<std::string, pid_t>& services) {
   sampled_ = true;
   next_due_ = now + opts_.interval;
   // Forget services that are gone.
@@ -636,21 +844,32 @@ Result<void> StatsSampler::SampleNow(MonoTime now, WallTime wall, const std::map
   HostSample h{wall, hs, std::nullopt};
   if (auto stat = ReadSmallFile(opts_.root + "/proc/stat")) {
     if (auto cpu = ParseProcStatCpu(*stat)) {
-      if (prev_cpu_) h.cpu_busy_ratio = CpuBusyRatio(*prev_cpu_, *cpu);
+      if (prev_cpu_) {
+        h.cpu_busy_ratio = CpuBusyRatio(*prev_cpu_, *cpu);
+      }
       prev_cpu_ = *cpu;
     }
   }
   host_.Push(h);
 
   bool any = false;
-  for (const auto& [name, pgid] : services) any = any || pgid > 0;
-  if (!any) return Ok();
-  CB_TRY(auto groups, ScanProcessGroups(opts_.root));
-  int64_t at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
   for (const auto& [name, pgid] : services) {
-    if (pgid <= 0) continue;
+    any = any || pgid > 0;
+  }
+  if (!any) {
+    return Ok();
+  }
+  CB_TRY(auto groups, ScanProcessGroups(opts_.root));
+  int64_t at_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
+  for (const auto& [name, pgid] : services) {
+    if (pgid <= 0) {
+      continue;
+    }
     auto g = groups.find(pgid);
-    if (g == groups.end()) continue;  // exited between the supervisor's view and the scan
+    if (g == groups.end()) {
+      continue;  // exited between the supervisor's view and the scan
+    }
     auto [it, inserted] = services_.try_emplace(name, opts_.capacity);
     uint64_t kib = g->second.rss_bytes / 1024;
     it->second.Push(Packed{at_ms, static_cast<uint32_t>(std::min<uint64_t>(kib, UINT32_MAX)),
@@ -662,19 +881,27 @@ Result<void> StatsSampler::SampleNow(MonoTime now, WallTime wall, const std::map
 std::vector<ServiceSample> StatsSampler::ServiceHistory(const std::string& name, size_t n) const {
   std::vector<ServiceSample> out;
   auto it = services_.find(name);
-  if (it == services_.end()) return out;
-  for (const auto& p : it->second.Last(n)) out.push_back(Unpack(p));
+  if (it == services_.end()) {
+    return out;
+  }
+  for (const auto& p : it->second.Last(n)) {
+    out.push_back(Unpack(p));
+  }
   return out;
 }
 
 std::optional<ServiceSample> StatsSampler::LatestService(const std::string& name) const {
   auto it = services_.find(name);
-  if (it == services_.end() || it->second.empty()) return std::nullopt;
+  if (it == services_.end() || it->second.empty()) {
+    return std::nullopt;
+  }
   return Unpack(it->second.back());
 }
 
 std::optional<HostSample> StatsSampler::LatestHost() const {
-  if (host_.empty()) return std::nullopt;
+  if (host_.empty()) {
+    return std::nullopt;
+  }
   return host_.back();
 }
 
@@ -687,11 +914,15 @@ Result<nlohmann::json> StatsSampler::StatsJson(size_t n) const {
     j["host"] = host_.back().stats;
   }
   j["history"] = nlohmann::json::array();
-  for (const auto& s : host_.Last(n)) j["history"].push_back(s);
+  for (const auto& s : host_.Last(n)) {
+    j["history"].push_back(s);
+  }
   j["services"] = nlohmann::json::object();
   for (const auto& [name, ring] : services_) {
     nlohmann::json arr = nlohmann::json::array();
-    for (const auto& p : ring.Last(n)) arr.push_back(Unpack(p));
+    for (const auto& p : ring.Last(n)) {
+      arr.push_back(Unpack(p));
+    }
     j["services"][name] = std::move(arr);
   }
   return j;

@@ -21,12 +21,11 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/clock.h"
 #include "core/result.h"
@@ -36,11 +35,11 @@ namespace cb {
 // ---- cgroup limits (reused by the control plane's db tune) ----
 
 struct CgroupLimits {
-  std::string version = "none";              // "v2" if any limit source is v2, else "v1", else "none"
-  std::optional<double> cpu_limit;           // CPUs allowed (quota / period); nullopt: no limit
+  std::string version = "none";     // "v2" if any limit source is v2, else "v1", else "none"
+  std::optional<double> cpu_limit;  // CPUs allowed (quota / period); nullopt: no limit
   std::optional<uint64_t> memory_limit_bytes;  // nullopt: no limit
-  std::string cpu_source;                    // the file the CPU limit came from ("" when none)
-  std::string memory_source;                 // the file the memory limit came from ("" when none)
+  std::string cpu_source;                      // the file the CPU limit came from ("" when none)
+  std::string memory_source;                   // the file the memory limit came from ("" when none)
 };
 
 // Detects the cgroup CPU and memory limits of the calling process from
@@ -60,10 +59,14 @@ struct EffectiveResources {
 Result<EffectiveResources> DetectEffectiveResources(const std::string& root = "");
 
 // Pure parsers of cgroup files. nullopt means "no limit" ("max", -1, or the v1 huge default).
-Result<std::optional<double>> ParseCgroupV2CpuMax(std::string_view content);        // "max 100000" | "150000 100000"
-Result<std::optional<uint64_t>> ParseCgroupV2MemoryMax(std::string_view content);   // "max" | "4294967296"
-Result<std::optional<double>> ParseCgroupV1Cpu(std::string_view quota_us, std::string_view period_us);
-Result<std::optional<uint64_t>> ParseCgroupV1MemoryLimit(std::string_view content);  // >= 2^62: none
+Result<std::optional<double>> ParseCgroupV2CpuMax(
+    std::string_view content);  // "max 100000" | "150000 100000"
+Result<std::optional<uint64_t>> ParseCgroupV2MemoryMax(
+    std::string_view content);  // "max" | "4294967296"
+Result<std::optional<double>> ParseCgroupV1Cpu(std::string_view quota_us,
+                                               std::string_view period_us);
+Result<std::optional<uint64_t>> ParseCgroupV1MemoryLimit(
+    std::string_view content);  // >= 2^62: none
 
 // ---- host figures ----
 
@@ -105,8 +108,7 @@ struct HostStats {
 // Reads ROOT/proc/meminfo, ROOT/proc/loadavg, ROOT/sys/devices/system/cpu/online and the
 // cgroup limits. With the real root the CPU count is also capped by sched_getaffinity.
 // `cgroup` may pass limits detected earlier (they rarely change) to skip re-detection.
-Result<HostStats> ReadHostStats(const std::string& root = "",
-                                const CgroupLimits* cgroup = nullptr);
+Result<HostStats> ReadHostStats(const std::string& root = "", const CgroupLimits* cgroup = nullptr);
 
 // ---- processes ----
 
@@ -124,8 +126,8 @@ Result<ProcStat> ParseProcPidStat(std::string_view content);
 
 // Resources of one process group (a service: pgid == the service's pid).
 struct GroupUsage {
-  uint64_t rss_bytes = 0;   // sum of the members' RSS (shared pages counted in each member)
-  double cpu_seconds = 0;   // sum of utime+stime+cutime+cstime: includes reaped descendants
+  uint64_t rss_bytes = 0;  // sum of the members' RSS (shared pages counted in each member)
+  double cpu_seconds = 0;  // sum of utime+stime+cutime+cstime: includes reaped descendants
   int processes = 0;
 };
 // One pass over ROOT/proc/[0-9]*/stat, summed by process group. Processes that vanish during
@@ -177,7 +179,9 @@ class RingBuffer {
     std::vector<T> out;
     size_t k = n < size() ? n : size();
     out.reserve(k);
-    for (size_t i = size() - k; i < size(); ++i) out.push_back((*this)[i]);
+    for (size_t i = size() - k; i < size(); ++i) {
+      out.push_back((*this)[i]);
+    }
     return out;
   }
 

@@ -22,13 +22,17 @@ class Fd {
  public:
   explicit Fd(int fd = -1) : fd_(fd) {}
   ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
   Fd& operator=(Fd&& o) noexcept {
     if (this != &o) {
-      if (fd_ >= 0) ::close(fd_);
+      if (fd_ >= 0) {
+        ::close(fd_);
+      }
       fd_ = std::exchange(o.fd_, -1);
     }
     return *this;
@@ -47,7 +51,9 @@ struct FileId {
 };
 FileId StatFile(const std::string& path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return {};
+  }
   return {st.st_ino, static_cast<uint64_t>(st.st_size)};
 }
 
@@ -67,10 +73,14 @@ Result<void> PreadRange(int fd, uint64_t offset, uint64_t end, std::string* out,
     size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, end - offset));
     ssize_t r = ::pread(fd, buf.data(), want, static_cast<off_t>(offset));
     if (r < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       return Err(ErrnoError("read " + what, errno));
     }
-    if (r == 0) break;
+    if (r == 0) {
+      break;
+    }
     out->append(buf.data(), static_cast<size_t>(r));
     offset += static_cast<uint64_t>(r);
   }
@@ -81,7 +91,9 @@ Result<void> WriteAll(int fd, const char* p, size_t n, const std::string& what) 
   while (n > 0) {
     ssize_t w = ::write(fd, p, n);
     if (w < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       return Err(ErrnoError("write " + what, errno));
     }
     p += w;
@@ -92,18 +104,22 @@ Result<void> WriteAll(int fd, const char* p, size_t n, const std::string& what) 
 
 // Copies [from, to) of src into dst (appending); to == UINT64_MAX copies until EOF. Returns
 // the number of bytes copied.
-Result<uint64_t> CopyRange(int src, int dst, uint64_t from, uint64_t to, const std::string& src_name,
-                           const std::string& dst_name) {
+Result<uint64_t> CopyRange(int src, int dst, uint64_t from, uint64_t to,
+                           const std::string& src_name, const std::string& dst_name) {
   std::string buf(kChunk, '\0');
   uint64_t off = from;
   while (off < to) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, to - off));
     ssize_t r = ::pread(src, buf.data(), want, static_cast<off_t>(off));
     if (r < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       return Err(ErrnoError("read " + src_name, errno));
     }
-    if (r == 0) break;
+    if (r == 0) {
+      break;
+    }
     CB_TRY_VOID(WriteAll(dst, buf.data(), static_cast<size_t>(r), dst_name));
     off += static_cast<uint64_t>(r);
   }
@@ -116,7 +132,10 @@ Result<void> ShiftAndInstall(const std::string& log_path, int keep, const std::s
     std::string from = RotatedPath(log_path, i - 1);
     std::string to = RotatedPath(log_path, i);
     if (::rename(from.c_str(), to.c_str()) != 0 && errno != ENOENT) {
-      return Err(ErrnoError("rename " + from + " to " + to, errno));
+      int e = errno;
+      std::string what = "rename ";
+      what.append(from).append(" to ").append(to);
+      return Err(ErrnoError(what, e));
     }
   }
   std::string first = RotatedPath(log_path, 1);
@@ -153,10 +172,14 @@ std::string SanitizeUtf8(std::string_view s) {
     uint32_t cp = len > 0 ? (c & (0x7F >> len)) : 0;
     for (size_t k = 1; valid && k < len; ++k) {
       unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) valid = false;
+      if ((cc & 0xC0) != 0x80) {
+        valid = false;
+      }
       cp = (cp << 6) | (cc & 0x3F);
     }
-    if (valid && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) valid = false;
+    if (valid && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) {
+      valid = false;
+    }
     if (valid) {
       out.append(s.substr(i, len));
       i += len;
@@ -175,7 +198,9 @@ std::string LogPath(const std::string& state_dir, const std::string& name) {
   return LogDir(state_dir) + "/" + name + ".log";
 }
 std::string RotatedPath(const std::string& log_path, int index) {
-  if (index <= 0) return log_path;
+  if (index <= 0) {
+    return log_path;
+  }
   return log_path + "." + std::to_string(index);
 }
 
@@ -185,8 +210,12 @@ Result<void> EnsureLogDir(const std::string& state_dir) {
     return Err(ErrnoError("create log directory " + dir, errno));
   }
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) return Err(ErrnoError("stat " + dir, errno));
-  if (!S_ISDIR(st.st_mode)) return Err(Code::kIo, "log directory {} is not a directory", dir);
+  if (::stat(dir.c_str(), &st) != 0) {
+    return Err(ErrnoError("stat " + dir, errno));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return Err(Code::kIo, "log directory {} is not a directory", dir);
+  }
   return Ok();
 }
 
@@ -196,28 +225,37 @@ int OpenForChild(const char* path) noexcept {
 
 Result<int> OpenForAppend(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_CLOEXEC, 0640);
-  if (fd < 0) return Err(ErrnoError("open log file " + path, errno));
+  if (fd < 0) {
+    return Err(ErrnoError("open log file " + path, errno));
+  }
   return fd;
 }
 
 std::string_view RotateMethodName(RotateResult::Method m) {
   switch (m) {
-    case RotateResult::kNone: return "none";
-    case RotateResult::kCollapse: return "collapse";
-    case RotateResult::kCopyTruncate: return "copytruncate";
+    case RotateResult::kNone:
+      return "none";
+    case RotateResult::kCollapse:
+      return "collapse";
+    case RotateResult::kCopyTruncate:
+      return "copytruncate";
   }
   return "none";
 }
 
 Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes, int keep,
                                  bool allow_collapse) {
-  if (keep < 0) return Err(Code::kInvalidArgument, "rotate {}: keep must be >= 0, got {}", log_path, keep);
+  if (keep < 0) {
+    return Err(Code::kInvalidArgument, "rotate {}: keep must be >= 0, got {}", log_path, keep);
+  }
   // Fast path, taken by almost every periodic check: one stat(), no open or lock. (A copy left
   // by an interrupted rotation is installed by the next rotation that runs.)
   {
     struct stat quick {};
     if (::stat(log_path.c_str(), &quick) != 0) {
-      if (errno == ENOENT) return RotateResult{};
+      if (errno == ENOENT) {
+        return RotateResult{};
+      }
       return Err(ErrnoError("stat " + log_path, errno));
     }
     if (static_cast<uint64_t>(quick.st_size) < max_bytes) {
@@ -228,10 +266,14 @@ Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes
   }
   Fd live(::open(log_path.c_str(), O_RDWR | O_CLOEXEC | O_NOCTTY));
   if (!live.ok()) {
-    if (errno == ENOENT) return RotateResult{};
+    if (errno == ENOENT) {
+      return RotateResult{};
+    }
     return Err(ErrnoError("open log file " + log_path, errno));
   }
-  if (FlockRetry(live.get(), LOCK_EX) != 0) return Err(ErrnoError("lock " + log_path, errno));
+  if (FlockRetry(live.get(), LOCK_EX) != 0) {
+    return Err(ErrnoError("lock " + log_path, errno));
+  }
 
   const std::string tmp = RotatedPath(log_path, 1) + ".tmp";
   // A previous rotation that died after cutting the live file but before installing its copy
@@ -241,20 +283,28 @@ Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes
   }
 
   struct stat st {};
-  if (::fstat(live.get(), &st) != 0) return Err(ErrnoError("stat " + log_path, errno));
+  if (::fstat(live.get(), &st) != 0) {
+    return Err(ErrnoError("stat " + log_path, errno));
+  }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   RotateResult res;
   res.live_bytes = size;
-  if (size < max_bytes || size == 0) return res;
+  if (size < max_bytes || size == 0) {
+    return res;
+  }
 
   uint64_t block = st.st_blksize > 0 ? static_cast<uint64_t>(st.st_blksize) : 4096;
   uint64_t cut = (size / block) * block;
-  if (cut >= size && cut >= block) cut -= block;  // collapse must leave at least one byte
+  if (cut >= size && cut >= block) {
+    cut -= block;  // collapse must leave at least one byte
+  }
 
   Fd copy;
   if (keep > 0) {
     copy = Fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0640));
-    if (!copy.ok()) return Err(ErrnoError("create " + tmp, errno));
+    if (!copy.ok()) {
+      return Err(ErrnoError("create " + tmp, errno));
+    }
   }
 
   bool collapsed = false;
@@ -264,7 +314,8 @@ Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes
       CB_TRY(uint64_t n, CopyRange(live.get(), copy.get(), 0, cut, log_path, tmp));
       if (n != cut) {
         ::unlink(tmp.c_str());
-        return Err(Code::kIo, "rotate {}: file shrank during the copy (another rotator?)", log_path);
+        return Err(Code::kIo, "rotate {}: file shrank during the copy (another rotator?)",
+                   log_path);
       }
     }
     if (::fallocate(live.get(), FALLOC_FL_COLLAPSE_RANGE, 0, static_cast<off_t>(cut)) == 0) {
@@ -276,7 +327,9 @@ Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes
       return Err(ErrnoError("fallocate(COLLAPSE_RANGE) " + log_path, e));
     }
     // Unsupported: the copy so far is kept and continued by copy-truncate below.
-    if (!collapsed) moved = cut;
+    if (!collapsed) {
+      moved = cut;
+    }
   }
   if (!collapsed) {
     // Copy-truncate: copy to EOF, then truncate at once. Bytes the child appends between the
@@ -296,7 +349,9 @@ Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes
   if (copy.ok()) {
     CB_TRY_VOID(ShiftAndInstall(log_path, keep, tmp));
   }
-  if (::fstat(live.get(), &st) == 0) res.live_bytes = static_cast<uint64_t>(st.st_size);
+  if (::fstat(live.get(), &st) == 0) {
+    res.live_bytes = static_cast<uint64_t>(st.st_size);
+  }
   res.method = collapsed ? RotateResult::kCollapse : RotateResult::kCopyTruncate;
   res.moved_bytes = moved;
   return res;
@@ -304,13 +359,19 @@ Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes
 
 Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, size_t max_bytes) {
   std::vector<std::string> lines;
-  if (n == 0) return lines;
+  if (n == 0) {
+    return lines;
+  }
   Fd live(::open(log_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!live.ok()) {
-    if (errno == ENOENT) return lines;
+    if (errno == ENOENT) {
+      return lines;
+    }
     return Err(ErrnoError("open log file " + log_path, errno));
   }
-  if (FlockRetry(live.get(), LOCK_SH) != 0) return Err(ErrnoError("lock " + log_path, errno));
+  if (FlockRetry(live.get(), LOCK_SH) != 0) {
+    return Err(ErrnoError("lock " + log_path, errno));
+  }
 
   // Reads backwards through NAME.log, NAME.log.1, ... into `acc` (which grows at the front)
   // until it holds more than n line ends, the byte limit is reached, or the files end.
@@ -320,9 +381,14 @@ Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, siz
     size_t nl = 0;
     // A '\n' at the very end of the stream closes the last line; it does not start one.
     size_t limit = acc.size();
-    if (!acc.empty() && acc.back() == '\n') --limit;
-    for (size_t i = 0; i < limit; ++i)
-      if (acc[i] == '\n' && ++nl >= n) return true;
+    if (!acc.empty() && acc.back() == '\n') {
+      --limit;
+    }
+    for (size_t i = 0; i < limit; ++i) {
+      if (acc[i] == '\n' && ++nl >= n) {
+        return true;
+      }
+    }
     return false;
   };
   for (int idx = 0;; ++idx) {
@@ -332,13 +398,17 @@ Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, siz
     if (idx > 0) {
       own = Fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
       if (!own.ok()) {
-        if (errno == ENOENT) break;
+        if (errno == ENOENT) {
+          break;
+        }
         return Err(ErrnoError("open " + path, errno));
       }
       fd = own.get();
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0) return Err(ErrnoError("stat " + path, errno));
+    if (::fstat(fd, &st) != 0) {
+      return Err(ErrnoError("stat " + path, errno));
+    }
     uint64_t end = static_cast<uint64_t>(st.st_size);
     bool stop = false;
     while (end > 0) {
@@ -361,7 +431,9 @@ Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, siz
       break;
     }
   }
-  if (acc.empty()) return lines;
+  if (acc.empty()) {
+    return lines;
+  }
   // Split; the first piece is partial unless we read from the stream's beginning.
   std::vector<std::string_view> parts;
   size_t pos = 0;
@@ -374,11 +446,19 @@ Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, siz
     parts.emplace_back(acc.data() + pos, nl - pos);
     pos = nl + 1;
   }
-  if (!parts.empty() && acc.back() == '\n') parts.pop_back();  // the empty piece after the last '\n'
+  if (!parts.empty() && acc.back() == '\n') {
+    parts.pop_back();  // the empty piece after the last '\n'
+  }
   size_t first = 0;
-  if (!exhausted && !parts.empty()) first = 1;  // cut by the chunk boundary or the byte limit
-  if (parts.size() - first > n) first = parts.size() - n;
-  for (size_t i = first; i < parts.size(); ++i) lines.push_back(SanitizeUtf8(parts[i]));
+  if (!exhausted && !parts.empty()) {
+    first = 1;  // cut by the chunk boundary or the byte limit
+  }
+  if (parts.size() - first > n) {
+    first = parts.size() - n;
+  }
+  for (size_t i = first; i < parts.size(); ++i) {
+    lines.push_back(SanitizeUtf8(parts[i]));
+  }
   return lines;
 }
 
@@ -388,16 +468,22 @@ LogFollower::LogFollower(std::string log_path, size_t max_line_bytes)
 }
 
 Result<void> LogFollower::ReadFrom(const std::string& file, uint64_t offset, uint64_t end) {
-  if (end <= offset) return Ok();
+  if (end <= offset) {
+    return Ok();
+  }
   if (end - offset > kMaxFollowBytesPerPoll) {
     uint64_t skip = end - offset - kMaxFollowBytesPerPoll;
-    if (!pending_.empty() && pending_.back() != '\n') pending_.push_back('\n');
+    if (!pending_.empty() && pending_.back() != '\n') {
+      pending_.push_back('\n');
+    }
     pending_ += "[cbagent: " + std::to_string(skip) + " bytes skipped, the reader fell behind]\n";
     offset += skip;
   }
   Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!fd.ok()) {
-    if (errno == ENOENT) return Ok();  // rotated away beyond `keep`: those bytes are gone
+    if (errno == ENOENT) {
+      return Ok();  // rotated away beyond `keep`: those bytes are gone
+    }
     return Err(ErrnoError("open " + file, errno));
   }
   return PreadRange(fd.get(), offset, end, &pending_, file);
@@ -407,7 +493,9 @@ void LogFollower::Emit(std::vector<std::string>* out) {
   size_t pos = 0;
   for (;;) {
     size_t nl = pending_.find('\n', pos);
-    if (nl == std::string::npos) break;
+    if (nl == std::string::npos) {
+      break;
+    }
     out->push_back(SanitizeUtf8(std::string_view(pending_).substr(pos, nl - pos)));
     pos = nl + 1;
   }
@@ -422,7 +510,9 @@ Result<std::vector<std::string>> LogFollower::Poll() {
   std::vector<std::string> out;
   Fd live(::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!live.ok()) {
-    if (errno != ENOENT) return Err(ErrnoError("open log file " + path_, errno));
+    if (errno != ENOENT) {
+      return Err(ErrnoError("open log file " + path_, errno));
+    }
     // Not there (yet, or removed): the next file to appear is read from its start.
     started_ = true;
     live_ino_ = 0;
@@ -430,9 +520,13 @@ Result<std::vector<std::string>> LogFollower::Poll() {
     rot1_ino_ = StatFile(RotatedPath(path_, 1)).ino;
     return out;
   }
-  if (FlockRetry(live.get(), LOCK_SH) != 0) return Err(ErrnoError("lock " + path_, errno));
+  if (FlockRetry(live.get(), LOCK_SH) != 0) {
+    return Err(ErrnoError("lock " + path_, errno));
+  }
   struct stat st {};
-  if (::fstat(live.get(), &st) != 0) return Err(ErrnoError("stat " + path_, errno));
+  if (::fstat(live.get(), &st) != 0) {
+    return Err(ErrnoError("stat " + path_, errno));
+  }
   const uint64_t size = static_cast<uint64_t>(st.st_size);
   const ino_t r1 = StatFile(RotatedPath(path_, 1)).ino;
 
@@ -455,7 +549,9 @@ Result<std::vector<std::string>> LogFollower::Poll() {
     if (rot1_ino_ != 0) {
       for (int i = 2; i <= 1000; ++i) {
         FileId id = StatFile(RotatedPath(path_, i));
-        if (id.ino == 0) break;
+        if (id.ino == 0) {
+          break;
+        }
         if (id.ino == rot1_ino_) {
           k = i - 1;
           break;
@@ -463,7 +559,9 @@ Result<std::vector<std::string>> LogFollower::Poll() {
       }
     }
     if (k == 0) {  // no rotated file before, or it was deleted: all present ones are new
-      while (StatFile(RotatedPath(path_, k + 1)).ino != 0) ++k;
+      while (StatFile(RotatedPath(path_, k + 1)).ino != 0) {
+        ++k;
+      }
     }
     uint64_t pos = offset_;
     for (int i = k; i >= 1; --i) {
@@ -477,7 +575,9 @@ Result<std::vector<std::string>> LogFollower::Poll() {
       }
     }
     offset_ = pos;
-    if (offset_ > size) offset_ = 0;  // bytes lost by copy-truncate: resume at the start
+    if (offset_ > size) {
+      offset_ = 0;  // bytes lost by copy-truncate: resume at the start
+    }
   } else if (size < offset_) {
     offset_ = 0;  // truncated by someone else
   }

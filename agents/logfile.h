@@ -40,7 +40,7 @@ namespace cb {
 
 // Defaults used by the agent (per service).
 inline constexpr uint64_t kDefaultLogMaxBytes = 10ull << 20;  // rotate when NAME.log >= 10 MiB
-inline constexpr int kDefaultLogKeep = 3;                      // NAME.log.1 .. NAME.log.3
+inline constexpr int kDefaultLogKeep = 3;                     // NAME.log.1 .. NAME.log.3
 
 // STATE_DIR/logs
 std::string LogDir(const std::string& state_dir);
@@ -110,10 +110,10 @@ class LogFollower {
   std::string path_;
   size_t max_line_bytes_;
   bool started_ = false;
-  ino_t live_ino_ = 0;      // inode of NAME.log at the last poll (0: did not exist)
-  uint64_t offset_ = 0;     // bytes of NAME.log consumed
-  ino_t rot1_ino_ = 0;      // inode of NAME.log.1 at the last poll (0: did not exist)
-  std::string pending_;     // bytes read, not yet split into lines
+  ino_t live_ino_ = 0;   // inode of NAME.log at the last poll (0: did not exist)
+  uint64_t offset_ = 0;  // bytes of NAME.log consumed
+  ino_t rot1_ino_ = 0;   // inode of NAME.log.1 at the last poll (0: did not exist)
+  std::string pending_;  // bytes read, not yet split into lines
 };
 
 }  // namespace cb

@@ -2,6 +2,7 @@
 // this machine, the process-group scan against real processes, the sampler and trends.
 #include "agents/hoststats.h"
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,8 +14,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 namespace cb {
 namespace hoststats_test {
@@ -73,7 +72,8 @@ TEST(HostStatsParse, CgroupV1) {
   EXPECT_DOUBLE_EQ(**ParseCgroupV1Cpu("200000\n", "100000\n"), 2.0);
   EXPECT_FALSE(ParseCgroupV1Cpu("x", "100000"));
   EXPECT_FALSE(ParseCgroupV1Cpu("100", "0"));
-  EXPECT_EQ(*ParseCgroupV1MemoryLimit("9223372036854771712\n"), std::nullopt);  // the v1 "unlimited"
+  EXPECT_EQ(*ParseCgroupV1MemoryLimit("9223372036854771712\n"),
+            std::nullopt);  // the v1 "unlimited"
   EXPECT_EQ(**ParseCgroupV1MemoryLimit("536870912\n"), 512ull << 20);
   EXPECT_EQ(*ParseCgroupV1MemoryLimit("-1"), std::nullopt);
   EXPECT_FALSE(ParseCgroupV1MemoryLimit("lots"));
@@ -249,7 +249,8 @@ TEST(HostStatsCgroup, NoCgroupsAndBadFiles) {
 
   auto missing = DetectCgroupLimits("/nonexistent-root");
   ASSERT_FALSE(missing);
-  EXPECT_NE(missing.error().message.find("/nonexistent-root/proc/self/mountinfo"), std::string::npos);
+  EXPECT_NE(missing.error().message.find("/nonexistent-root/proc/self/mountinfo"),
+            std::string::npos);
 }
 
 // What actually runs on this machine: read the same files independently and check that the
@@ -275,7 +276,8 @@ TEST(HostStatsCgroup, RealMachine) {
   }
   std::string v2_ctrls;
   if (!v2_mount.empty()) std::getline(std::ifstream(v2_mount + "/cgroup.controllers"), v2_ctrls);
-  bool v2_useful = v2_ctrls.find("memory") != std::string::npos || v2_ctrls.find("cpu") != std::string::npos;
+  bool v2_useful =
+      v2_ctrls.find("memory") != std::string::npos || v2_ctrls.find("cpu") != std::string::npos;
   if (v2_useful) {
     EXPECT_EQ(l->version, "v2");
   } else if (v1_memory) {
@@ -293,7 +295,8 @@ TEST(HostStatsCgroup, RealMachine) {
 
 TEST(HostStatsHost, FixtureRootAndRealHost) {
   TempDir r;
-  r.Put("proc/meminfo", "MemTotal: 8000000 kB\nMemAvailable: 6000000 kB\nSwapTotal: 1000 kB\nSwapFree: 400 kB\n");
+  r.Put("proc/meminfo",
+        "MemTotal: 8000000 kB\nMemAvailable: 6000000 kB\nSwapTotal: 1000 kB\nSwapFree: 400 kB\n");
   r.Put("proc/loadavg", "1.50 0.75 0.25 2/100 123\n");
   r.Put("sys/devices/system/cpu/online", "0-7\n");
   r.Put("proc/self/mountinfo", "30 22 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
@@ -322,7 +325,8 @@ TEST(HostStatsHost, FixtureRootAndRealHost) {
   EXPECT_EQ(j["cpu_limit"], 2.0);
   EXPECT_EQ(j["memory_limit_bytes"], kGiB);
   EXPECT_EQ(j["load"].size(), 3u);
-  for (const char* k : {"cpus", "memory_bytes", "swap_total_bytes", "swap_used_bytes", "memory_available_bytes"})
+  for (const char* k :
+       {"cpus", "memory_bytes", "swap_total_bytes", "swap_used_bytes", "memory_available_bytes"})
     EXPECT_TRUE(j.contains(k)) << k;
 
   auto real = ReadHostStats();
@@ -383,7 +387,8 @@ TEST(HostStatsProcess, ScanFromFixture) {
   TempDir r;
   r.Put("proc/10/stat", "10 (a) S 1 10 10 0 -1 0 0 0 0 0 100 100 0 0 20 0 1 0 5 0 10 0\n");
   r.Put("proc/11/stat", "11 (b c) S 10 10 10 0 -1 0 0 0 0 0 50 50 100 0 20 0 1 0 6 0 20 0\n");
-  r.Put("proc/12/stat", "12 (z) Z 10 10 10 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 6 0 0 0\n");  // zombie: skipped
+  r.Put("proc/12/stat",
+        "12 (z) Z 10 10 10 0 -1 0 0 0 0 0 50 50 0 0 20 0 1 0 6 0 0 0\n");  // zombie: skipped
   r.Put("proc/13/stat", "13 (other) S 1 13 13 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 7 0 5 0\n");
   r.Put("proc/self/stat", "not a pid dir\n");
   r.Put("proc/14/stat", "garbage\n");
@@ -425,7 +430,8 @@ TEST(HostStatsHistory, Trend) {
   WallTime t0{};
   std::vector<ServiceSample> s;
   for (int i = 0; i < 6; ++i)
-    s.push_back({t0 + std::chrono::seconds(10 * i), 1000000u + 4096u * static_cast<uint64_t>(i), 0.5 * i});
+    s.push_back(
+        {t0 + std::chrono::seconds(10 * i), 1000000u + 4096u * static_cast<uint64_t>(i), 0.5 * i});
   EXPECT_NEAR(RssTrend(s).slope_per_second, 409.6, 1e-6);
   EXPECT_NEAR(CpuRateTrend(s).slope_per_second, 0.05, 1e-9);
 }
@@ -442,7 +448,8 @@ struct FakeHost {
     SetWeb(100, 10);
   }
   void SetCpu(uint64_t busy, uint64_t idle) {
-    r.Put("proc/stat", "cpu  " + std::to_string(busy) + " 0 0 " + std::to_string(idle) + " 0 0 0 0\n");
+    r.Put("proc/stat",
+          "cpu  " + std::to_string(busy) + " 0 0 " + std::to_string(idle) + " 0 0 0 0\n");
   }
   void SetWeb(uint64_t rss_pages, uint64_t utime) {
     r.Put("proc/77/stat", "77 (web) S 1 77 77 0 -1 0 0 0 0 0 " + std::to_string(utime) +
@@ -463,7 +470,8 @@ TEST(HostStatsSampler, SamplesOnScheduleIntoBoundedHistory) {
   for (int i = 1; i <= 6; ++i) {
     h.SetWeb(100 + 10 * static_cast<uint64_t>(i), 10 + static_cast<uint64_t>(i));
     h.SetCpu(100 * static_cast<uint64_t>(i), 1000 + 100 * static_cast<uint64_t>(i));
-    ASSERT_TRUE(*s.Step(m0 + std::chrono::seconds(10 * i), w0 + std::chrono::seconds(10 * i), svcs));
+    ASSERT_TRUE(
+        *s.Step(m0 + std::chrono::seconds(10 * i), w0 + std::chrono::seconds(10 * i), svcs));
   }
   auto hist = s.HostHistory(100);
   ASSERT_EQ(hist.size(), 4u);  // capacity

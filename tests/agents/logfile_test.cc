@@ -3,6 +3,7 @@
 #include "agents/logfile.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,8 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 namespace cb {
 namespace logfile_test {
@@ -195,7 +194,8 @@ TEST(LogFile, RotationKeepsNFilesCopyTruncate) { RotationKeepsN(false); }
 
 TEST(LogFile, RotationKeepsNFilesCollapse) {
   TempDir d;
-  if (!CollapseSupported(d.path())) GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
+  if (!CollapseSupported(d.path()))
+    GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
   RotationKeepsN(true);
 }
 
@@ -216,7 +216,8 @@ TEST(LogFile, KeepZeroDropsThePrefix) {
 // order, in the stream NAME.log.K .. NAME.log.
 TEST(LogFile, CollapseLosesNoBytesUnderConcurrentWriter) {
   TempDir d;
-  if (!CollapseSupported(d.path())) GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
+  if (!CollapseSupported(d.path()))
+    GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
   std::string p = d.path() + "/busy.log";
   // The writer goes on until the rotator has collapsed 20 times (and at least 20000 lines).
   std::atomic<bool> done{false};
@@ -359,14 +360,16 @@ TEST(LogFile, FollowerAcrossCopyTruncateRotations) { FollowerAcrossRotations(fal
 
 TEST(LogFile, FollowerAcrossCollapseRotations) {
   TempDir d;
-  if (!CollapseSupported(d.path())) GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
+  if (!CollapseSupported(d.path()))
+    GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
   FollowerAcrossRotations(true);
 }
 
 // Writer, rotator and follower at once: the follower sees every line once, in order.
 TEST(LogFile, FollowerSeesEveryLineWhileRotatingUnderLoad) {
   TempDir d;
-  if (!CollapseSupported(d.path())) GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
+  if (!CollapseSupported(d.path()))
+    GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
   std::string p = d.path() + "/a.log";
   Append(p, "");
   LogFollower f(p);
