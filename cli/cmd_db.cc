@@ -388,6 +388,15 @@ int CmdDbMaintain(Invocation& inv) {
   }
   o.retention = inv.args.Get("retention");
   o.drop = inv.args.Flag("drop");
+  if (o.tables.empty() && !inv.args.Get("spec").empty()) {
+    // The spec's database.partitioning: its tables, premake and retention (flags override).
+    auto sp = db::ReadSpecPartitioning(inv.args.Get("spec"));
+    if (!sp) return PrintUsageError(inv, sp.error().message);
+    o.tables = sp->tables;
+    o.skip_unpartitioned = true;
+    if (!inv.args.Has("premake")) o.premake = sp->premake;
+    if (!inv.args.Has("retention")) o.retention = sp->retention;
+  }
   auto conn = OpenDb(inv, &code);
   if (!conn) return code;
   auto plan = db::PlanMaintain(*conn->db, o, RealClock::Get()->WallNow());

@@ -367,6 +367,37 @@ Result<ConnParams> ResolveConn(const ConnSource& src) {
   return p;
 }
 
+Result<SpecPartitioning> ReadSpecPartitioning(const std::string& spec_file) {
+  SpecPartitioning sp;
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(spec_file);
+  } catch (const std::exception& e) {
+    return Err(Code::kInvalidArgument, "{}: cannot read the spec: {}", spec_file, e.what());
+  }
+  YAML::Node part = root["database"] ? root["database"]["partitioning"] : YAML::Node();
+  if (!part) return sp;
+  try {
+    if (part["tables"]) {
+      if (!part["tables"].IsSequence())
+        return Err(Code::kInvalidArgument, "{}: database.partitioning.tables: expected a list of table names", spec_file);
+      for (const auto& t : part["tables"]) sp.tables.push_back(t.as<std::string>());
+    }
+    if (part["interval"]) sp.interval = part["interval"].as<std::string>();
+    if (part["premake"]) sp.premake = part["premake"].as<int>();
+    if (part["retention"]) sp.retention = part["retention"].as<std::string>();
+  } catch (const std::exception& e) {
+    return Err(Code::kInvalidArgument, "{}: database.partitioning: {}", spec_file, e.what());
+  }
+  if (sp.interval != "month")
+    return Err(Code::kInvalidArgument, "{}: database.partitioning.interval: only 'month' is supported, found '{}'",
+               spec_file, sp.interval);
+  if (sp.premake < 0 || sp.premake > 120)
+    return Err(Code::kInvalidArgument, "{}: database.partitioning.premake: expected 0..120, found {}", spec_file,
+               sp.premake);
+  return sp;
+}
+
 int Rows::Col(std::string_view name) const {
   for (size_t i = 0; i < columns.size(); ++i)
     if (columns[i] == name) return static_cast<int>(i);

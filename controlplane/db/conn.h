@@ -55,6 +55,17 @@ struct ConnSource {
 // regular file; a group/world-readable one adds a warning). Errors say which source is wrong.
 Result<ConnParams> ResolveConn(const ConnSource& src);
 
+// The spec's database.partitioning section ({tables, interval, premake, retention}), for
+// `db maintain -f fleet.yaml` and cbctld. Missing section: empty tables. Bad values: an error
+// naming the key.
+struct SpecPartitioning {
+  std::vector<std::string> tables;
+  std::string interval = "month";
+  int premake = 4;
+  std::string retention;  // "" = keep forever
+};
+Result<SpecPartitioning> ReadSpecPartitioning(const std::string& spec_file);
+
 // One result set. Values are text as Postgres sends them; NULL is nullopt.
 struct Rows {
   std::vector<std::string> columns;

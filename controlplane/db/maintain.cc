@@ -92,6 +92,12 @@ Result<MaintainReport> PlanMaintain(Db& db, const MaintainOptions& o, WallTime n
     T t{r.Get(0, "nspname"), r.Get(0, "relname"), o.column, 4, ""};
     auto it = registered.find(QualifiedName(t.schema, t.table));
     if (it != registered.end()) t = it->second;
+    if (r.Get(0, "relkind") != "p" && o.skip_unpartitioned) {
+      rep.problems.push_back("table " + QualifiedName(t.schema, t.table) +
+                             " is listed for partitioning but is not partitioned yet; run `cbctl db partition " + name +
+                             "`");
+      continue;
+    }
     if (r.Get(0, "relkind") != "p") {
       return Err(Code::kFailedPrecondition, "table {} is not partitioned; run `cbctl db partition {}` first",
                  QualifiedName(t.schema, t.table), name);

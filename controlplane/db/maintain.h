@@ -24,6 +24,7 @@ namespace cb::db {
 
 struct MaintainOptions {
   std::vector<std::string> tables;  // empty: cbctl.managed_tables
+  bool skip_unpartitioned = false;  // a named table that is not partitioned is a problem, not an error (spec lists)
   int premake = -1;                 // -1: the table's registered value (4 when not registered)
   std::string retention;            // "": the table's registered value (none: keep forever)
   std::string column;               // for unregistered tables: empty = the partition key column

@@ -106,6 +106,28 @@ TEST(DbConnSource, ReadsTheSpecDatabaseSection) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(DbConnSource, ReadsTheSpecPartitioningSection) {
+  std::string path = "/tmp/cbctl_dbpart_" + std::to_string(::getpid()) + ".yaml";
+  {
+    std::ofstream f(path);
+    f << "database:\n  url: postgresql://x@h/d\n  partitioning: {tables: [event_log, agent_execution_phases], "
+         "interval: month, premake: 6, retention: 12mo}\n";
+  }
+  auto sp = ReadSpecPartitioning(path);
+  ASSERT_TRUE(sp.has_value()) << sp.error().ToString();
+  EXPECT_EQ(sp->tables, (std::vector<std::string>{"event_log", "agent_execution_phases"}));
+  EXPECT_EQ(sp->premake, 6);
+  EXPECT_EQ(sp->retention, "12mo");
+  {
+    std::ofstream f(path);
+    f << "database:\n  partitioning: {tables: [t], interval: week}\n";
+  }
+  auto bad = ReadSpecPartitioning(path);
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message.find("interval"), std::string::npos);
+  std::remove(path.c_str());
+}
+
 TEST(Sql, QuotesIdentifiersAndLiterals) {
   EXPECT_EQ(QuoteIdent("event_log"), "\"event_log\"");
   EXPECT_EQ(QuoteIdent("Mixed \"Case\""), "\"Mixed \"\"Case\"\"\"");

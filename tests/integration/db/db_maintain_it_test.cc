@@ -159,6 +159,21 @@ TEST(DbMaintainIt, UnpartitionedTableIsRefused) {
   EXPECT_NE(plan.error().message.find("db partition"), std::string::npos);
 }
 
+TEST(DbMaintainIt, SpecListedTableNotYetPartitionedIsAProblem) {
+  REQUIRE_PG();
+  TestDatabase tdb("maintspec");
+  auto db = Open(tdb.Url());
+  ASSERT_TRUE(tdb.Psql("CREATE TABLE agent_execution_phases (id int, at timestamptz NOT NULL)"));
+  MaintainOptions o;
+  o.tables = {"agent_execution_phases"};
+  o.skip_unpartitioned = true;
+  auto plan = PlanMaintain(*db, o, RealClock::Get()->WallNow());
+  ASSERT_TRUE(plan.has_value()) << plan.error().ToString();
+  EXPECT_TRUE(plan->actions.empty());
+  ASSERT_EQ(plan->problems.size(), 1u);
+  EXPECT_NE(plan->problems[0].find("not partitioned yet"), std::string::npos);
+}
+
 TEST(DbVacuumIt, VacuumsAndAnalyzesATable) {
   REQUIRE_PG();
   TestDatabase tdb("vac");
