@@ -4,7 +4,11 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -423,6 +427,88 @@ TEST(LogFile, InterruptedRotationIsRecovered) {
   EXPECT_NE(r->method, RotateResult::kNone);
   EXPECT_FALSE(fs::exists(RotatedPath(p, 1) + ".tmp"));
   EXPECT_EQ(Stream(p), "older\n" + Lines(0, 12));  // nothing lost, order kept
+}
+
+// A real child process whose stdout is the log file (as the launcher sets it up), rotated
+// while it writes: with collapse-range every line of its output is kept, in order.
+TEST(LogFile, RealChildOutputSurvivesRotation) {
+  TempDir d;
+  if (!CollapseSupported(d.path())) {
+    GTEST_SKIP() << "filesystem of " << d.path() << " cannot collapse ranges";
+  }
+  std::string p = d.path() + "/child.log";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = OpenForChild(p.c_str());
+    if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(126);
+    ::execl("/usr/bin/seq", "seq", "1", "400000", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  struct Reap {
+    pid_t pid;
+    int status = -1;
+    ~Reap() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+  } child{pid};
+  int rotations = 0;
+  for (;;) {
+    pid_t r = ::waitpid(pid, &child.status, WNOHANG);
+    auto rot = MaybeRotate(p, 32768, 10000);
+    ASSERT_TRUE(rot) << rot.error().ToString();
+    if (rot->method != RotateResult::kNone) ++rotations;
+    if (r == pid) {
+      child.pid = 0;
+      break;
+    }
+  }
+  ASSERT_TRUE(WIFEXITED(child.status));
+  ASSERT_EQ(WEXITSTATUS(child.status), 0);
+  EXPECT_GT(rotations, 0);
+  std::vector<std::string> got = Split(Stream(p));
+  ASSERT_EQ(got.size(), 400000u);
+  for (int i = 0; i < 400000; ++i) {
+    ASSERT_EQ(got[static_cast<size_t>(i)], std::to_string(i + 1)) << "line " << i;
+  }
+}
+
+// On a filesystem without collapse-range (tmpfs) rotation falls back to copy-truncate.
+TEST(LogFile, FallsBackToCopyTruncateOnTmpfs) {
+  struct statfs sfs {};
+  if (::statfs("/dev/shm", &sfs) != 0 || sfs.f_type != TMPFS_MAGIC) {
+    GTEST_SKIP() << "/dev/shm is not a tmpfs here";
+  }
+  std::string dir = "/dev/shm/cb-logfile-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  std::string p = dir + "/a.log";
+  Append(p, Lines(0, 3000));
+  auto r = MaybeRotate(p, 4096, 2);
+  std::string kept = Stream(p);
+  fs::remove_all(dir);
+  ASSERT_TRUE(r) << r.error().ToString();
+  EXPECT_EQ(r->method, RotateResult::kCopyTruncate);
+  EXPECT_EQ(kept, Lines(0, 3000));
+}
+
+// A follower far behind (more than it reads per poll) skips ahead and says so in a line.
+TEST(LogFile, FollowerFarBehindSkipsAheadAndSaysSo) {
+  TempDir d;
+  std::string p = d.path() + "/a.log";
+  Append(p, "");
+  LogFollower f(p);
+  std::string big;
+  for (int i = 0; i < 600000; ++i) big += "line " + std::to_string(i) + "\n";  // ~6.5 MB
+  Append(p, big);
+  auto lines = f.Poll();
+  ASSERT_TRUE(lines) << lines.error().ToString();
+  ASSERT_FALSE(lines->empty());
+  EXPECT_NE(lines->front().find("bytes skipped"), std::string::npos) << lines->front();
+  EXPECT_EQ(lines->back(), "line 599999");
+  EXPECT_LT(lines->size(), 600000u);
 }
 
 }  // namespace
