@@ -52,11 +52,12 @@ std::string AgentSocketPath(const std::string& state_dir) { return state_dir + "
 
 Result<void> CheckSocketPathLength(const std::string& path) {
   sockaddr_un a{};
-  if (path.size() >= sizeof(a.sun_path))
+  if (path.size() >= sizeof(a.sun_path)) {
     return Err(Code::kInvalidArgument,
                "socket path '{}' is {} bytes; a unix socket path must be shorter than {} bytes "
                "(use a shorter --state-dir)",
                path, path.size(), sizeof(a.sun_path));
+  }
   return Ok();
 }
 
@@ -98,12 +99,20 @@ struct Agent::Impl {
   std::string hostname;
 
   ~Impl() {
-    for (auto& [fd, c] : conns) close(fd);
-    for (int fd : {listen_fd, epoll_fd, signal_fd, timer_fd}) {
-      if (fd >= 0) close(fd);
+    for (auto& [fd, c] : conns) {
+      close(fd);
     }
-    if (listen_fd >= 0) unlink(sock_path.c_str());
-    if (lock_fd >= 0) close(lock_fd);
+    for (int fd : {listen_fd, epoll_fd, signal_fd, timer_fd}) {
+      if (fd >= 0) {
+        close(fd);
+      }
+    }
+    if (listen_fd >= 0) {
+      unlink(sock_path.c_str());
+    }
+    if (lock_fd >= 0) {
+      close(lock_fd);
+    }
   }
 
   std::string LogPathOf(const std::string& name) const { return LogPath(opts.state_dir, name); }
@@ -112,19 +121,24 @@ struct Agent::Impl {
     epoll_event ev{};
     ev.events = events;
     ev.data.u64 = tag;
-    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0)
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       Log(fmt::format("epoll_ctl ADD fd {}: {}", fd, strerror(errno)));
+    }
   }
 
   // ---- persistence ----
   void MaybeSave() {
-    if (sup->generation() == saved_generation && !owner_dirty) return;
+    if (sup->generation() == saved_generation && !owner_dirty) {
+      return;
+    }
     AgentState st;
     st.owner = owner;
     st.services = sup->Snapshot(clock->Now(), clock->WallNow());
     auto r = SaveState(opts.state_dir, st, clock->WallNow());
     if (!r) {
-      if (r.error().message != last_save_error) Log("ERROR saving state: " + r.error().message);
+      if (r.error().message != last_save_error) {
+        Log("ERROR saving state: " + r.error().message);
+      }
       last_save_error = r.error().message;
       return;
     }
@@ -140,22 +154,34 @@ struct Agent::Impl {
   void ArmTimer() {
     std::optional<MonoTime> next = sup->NextDeadline();
     auto consider = [&](MonoTime t) {
-      if (!next || t < *next) next = t;
+      if (!next || t < *next) {
+        next = t;
+      }
     };
     consider(sampler->next_due());
-    if (sample_soon) consider(*sample_soon);
+    if (sample_soon) {
+      consider(*sample_soon);
+    }
     consider(next_log_check);
     bool following = false;
-    for (auto& [fd, c] : conns) following |= !c.follows.empty();
-    if (following) consider(next_follow_poll);
+    for (auto& [fd, c] : conns) {
+      following |= !c.follows.empty();
+    }
+    if (following) {
+      consider(next_follow_poll);
+    }
     itimerspec its{};
     if (next) {
       auto ns =
           std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count();
-      if (ns <= 0) ns = 1;
+      if (ns <= 0) {
+        ns = 1;
+      }
       its.it_value.tv_sec = ns / 1'000'000'000;
       its.it_value.tv_nsec = ns % 1'000'000'000;
-      if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
+      if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) {
+        its.it_value.tv_nsec = 1;
+      }
     }
     timerfd_settime(timer_fd, TFD_TIMER_ABSTIME, &its, nullptr);
   }
@@ -165,8 +191,9 @@ struct Agent::Impl {
     for (;;) {
       int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
           Log(fmt::format("accept: {}", strerror(errno)));
+        }
         return;
       }
       conns[fd].fd = fd;
@@ -185,8 +212,12 @@ struct Agent::Impl {
     while (!c.out.empty()) {
       ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
       if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EINTR) {
+          continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          break;
+        }
         CloseConn(c.fd);
         return false;
       }
@@ -214,28 +245,40 @@ struct Agent::Impl {
   void Send(Conn& c, const json& msg) {
     c.out += msg.dump(-1, ' ', false, json::error_handler_t::replace);
     c.out += '\n';
-    if (c.out.size() > 32768) trim_wanted = true;
+    if (c.out.size() > 32768) {
+      trim_wanted = true;
+    }
   }
 
   void OnConnReadable(int fd, Agent* self) {
     auto it = conns.find(fd);
-    if (it == conns.end()) return;
+    if (it == conns.end()) {
+      return;
+    }
     Conn& c = it->second;
     char buf[65536];
     bool eof = false;
     for (;;) {
       ssize_t n = read(fd, buf, sizeof buf);
       if (n > 0) {
-        if (!c.closing) c.in.append(buf, static_cast<size_t>(n));
-        if (c.in.size() > 2 * kMaxLineBytes) break;
+        if (!c.closing) {
+          c.in.append(buf, static_cast<size_t>(n));
+        }
+        if (c.in.size() > 2 * kMaxLineBytes) {
+          break;
+        }
         continue;
       }
       if (n == 0) {
         eof = true;
         break;
       }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        break;
+      }
       CloseConn(fd);
       return;
     }
@@ -243,9 +286,15 @@ struct Agent::Impl {
     while (!c.closing && (pos = c.in.find('\n')) != std::string::npos) {
       std::string line = c.in.substr(0, pos);
       c.in.erase(0, pos + 1);
-      if (line.size() > 32768) trim_wanted = true;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank line
+      if (line.size() > 32768) {
+        trim_wanted = true;
+      }
+      if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+      }
+      if (line.find_first_not_of(" \t") == std::string::npos) {
+        continue;  // blank line
+      }
       if (line.size() > kMaxLineBytes) {
         Send(c, ErrorReply(nullptr, Code::kInvalidArgument,
                            fmt::format("line of {} bytes exceeds the limit of {} bytes; closing",
@@ -255,8 +304,12 @@ struct Agent::Impl {
       }
       json reply = self->HandleLine(line, fd);
       auto again = conns.find(fd);  // the handler does not close, but be safe
-      if (again == conns.end()) return;
-      if (!reply.is_null()) Send(c, reply);
+      if (again == conns.end()) {
+        return;
+      }
+      if (!reply.is_null()) {
+        Send(c, reply);
+      }
     }
     if (!c.closing && c.in.size() > kMaxLineBytes) {
       Send(c,
@@ -271,9 +324,13 @@ struct Agent::Impl {
       if (!c.closing && c.in.find_first_not_of(" \t\r") != std::string::npos) {
         std::string line;
         line.swap(c.in);
-        if (line.back() == '\r') line.pop_back();
+        if (line.back() == '\r') {
+          line.pop_back();
+        }
         json reply = self->HandleLine(line, fd);
-        if (!reply.is_null()) Send(c, reply);
+        if (!reply.is_null()) {
+          Send(c, reply);
+        }
       }
       c.closing = true;
       c.follows.clear();
@@ -284,21 +341,28 @@ struct Agent::Impl {
   // ---- child exits ----
   void OnPidfd(pid_t pid) {
     auto st = launcher->Reap(pid);
-    if (!st) return;
+    if (!st) {
+      return;
+    }
     MonoTime now = clock->Now();
     std::string name = sup->NameOfPid(pid);
     double uptime = 0;
     if (!name.empty()) {
-      if (auto before = sup->StatusOf(name, now, clock->WallNow())) uptime = before->uptime_seconds;
+      if (auto before = sup->StatusOf(name, now, clock->WallNow())) {
+        uptime = before->uptime_seconds;
+      }
     }
     sup->OnExit(pid, *st, now);
-    if (name.empty()) return;
+    if (name.empty()) {
+      return;
+    }
     auto after = sup->StatusOf(name, now, clock->WallNow());
     std::string what = after ? std::string(ServiceStateName(after->state)) : "removed";
-    if (after && after->next_start_at)
+    if (after && after->next_start_at) {
       what += fmt::format(
           ", next start in {:.2f}s",
           std::chrono::duration<double>(*after->next_start_at - clock->WallNow()).count());
+    }
     Log(fmt::format("{} (pid {}) exited after {:.1f}s: {}; now {}", name, pid, uptime,
                     ExitStatusToJson(*st).dump(), what));
   }
@@ -310,35 +374,47 @@ struct Agent::Impl {
       next_log_check = now + opts.log_check_interval;
       for (const auto& s : sup->Status(now, clock->WallNow())) {
         auto r = MaybeRotate(LogPathOf(s.name), opts.log_max_bytes, opts.log_keep);
-        if (!r) Log("log rotation: " + r.error().message);
+        if (!r) {
+          Log("log rotation: " + r.error().message);
+        }
       }
     }
     if (now >= sampler->next_due() || (sample_soon && now >= *sample_soon)) {
       std::map<std::string, pid_t> groups;
-      for (const auto& s : sup->Status(now, clock->WallNow())) groups[s.name] = s.pid;
+      for (const auto& s : sup->Status(now, clock->WallNow())) {
+        groups[s.name] = s.pid;
+      }
       auto r = sampler->SampleNow(now, clock->WallNow(), groups);
-      if (!r) Log("stats: " + r.error().message);
+      if (!r) {
+        Log("stats: " + r.error().message);
+      }
       sample_soon.reset();
     }
     if (now >= next_follow_poll) {
       next_follow_poll = now + std::chrono::milliseconds(200);
       std::vector<int> fds;
       for (auto& [fd, c] : conns) {
-        if (c.follows.empty()) continue;
+        if (c.follows.empty()) {
+          continue;
+        }
         for (auto& f : c.follows) {
           auto lines = f.follower->Poll();
           if (!lines) {
             Send(c, ErrorReply(f.id, lines.error().code, lines.error().message));
             continue;
           }
-          if (lines->empty()) continue;
+          if (lines->empty()) {
+            continue;
+          }
           Send(c, json{{"v", kProtocolVersion}, {"id", f.id}, {"stream", {{"lines", *lines}}}});
         }
         fds.push_back(fd);
       }
       for (int fd : fds) {
         auto it = conns.find(fd);
-        if (it != conns.end()) Flush(it->second);
+        if (it != conns.end()) {
+          Flush(it->second);
+        }
       }
     }
   }
@@ -391,42 +467,59 @@ struct Agent::Impl {
              {"pid", getpid()},
              {"managed_by", owner ? json(*owner) : json(nullptr)},
              {"state_dir", opts.state_dir}};
-      if (!state_problem.empty()) r["state_file_problem"] = state_problem;
+      if (!state_problem.empty()) {
+        r["state_file_problem"] = state_problem;
+      }
       if (params.contains("protocol") && params["protocol"].is_number_integer() &&
-          params["protocol"].get<int>() != kProtocolVersion)
+          params["protocol"].get<int>() != kProtocolVersion) {
         return Err(Code::kFailedPrecondition,
                    "protocol version {} is not supported: this agent speaks version {}",
                    params["protocol"].get<int>(), kProtocolVersion);
+      }
       return r;
     }
     if (method == "apply" || method == "start" || method == "restart" || method == "reset") {
-      if (!sample_soon) sample_soon = now + std::chrono::seconds(1);
+      if (!sample_soon) {
+        sample_soon = now + std::chrono::seconds(1);
+      }
     }
-    if (method == "apply") return Apply(params, now);
+    if (method == "apply") {
+      return Apply(params, now);
+    }
     if (method == "ps") {
       json list = json::array();
-      for (const auto& s : sup->Status(now, wall)) list.push_back(StatusJson(s));
+      for (const auto& s : sup->Status(now, wall)) {
+        list.push_back(StatusJson(s));
+      }
       json r{{"services", list}};
-      if (!state_problem.empty()) r["state_file_problem"] = state_problem;
+      if (!state_problem.empty()) {
+        r["state_file_problem"] = state_problem;
+      }
       return r;
     }
     if (method == "start" || method == "stop" || method == "restart" || method == "reset") {
-      if (!params.contains("name") || !params["name"].is_string())
+      if (!params.contains("name") || !params["name"].is_string()) {
         return Err(Code::kInvalidArgument, "params.name: expected a service name (string)");
+      }
       std::string name = params["name"].get<std::string>();
       Result<ServiceStatus> r = method == "start"     ? sup->Start(name, now, wall)
                                 : method == "stop"    ? sup->Stop(name, now, wall)
                                 : method == "restart" ? sup->Restart(name, now, wall)
                                                       : sup->Reset(name, now, wall);
-      if (!r) return Err(r.error());
+      if (!r) {
+        return Err(r.error());
+      }
       return json{{"service", StatusJson(*r)}};
     }
-    if (method == "logs") return Logs(params, id, conn_fd);
+    if (method == "logs") {
+      return Logs(params, id, conn_fd);
+    }
     if (method == "stats") {
       size_t n = 60;
       if (params.contains("samples")) {
-        if (!params["samples"].is_number_integer() || params["samples"].get<int64_t>() < 0)
+        if (!params["samples"].is_number_integer() || params["samples"].get<int64_t>() < 0) {
           return Err(Code::kInvalidArgument, "params.samples: expected a non-negative integer");
+        }
         n = params["samples"].get<size_t>();
       }
       return sampler->StatsJson(n);
@@ -447,8 +540,9 @@ struct Agent::Impl {
   }
 
   Result<json> Apply(const json& params, MonoTime now) {
-    if (!params.contains("services") || !params["services"].is_array())
+    if (!params.contains("services") || !params["services"].is_array()) {
       return Err(Code::kInvalidArgument, "params.services: expected a list of services");
+    }
     std::vector<std::string> problems;
     std::vector<ServiceSpec> specs;
     std::map<std::string, size_t> seen;
@@ -460,40 +554,47 @@ struct Agent::Impl {
         problems.push_back(s.error().message);
         continue;
       }
-      if (auto [it, fresh] = seen.emplace(s->name, i); !fresh)
+      if (auto [it, fresh] = seen.emplace(s->name, i); !fresh) {
         problems.push_back(fmt::format("{}.name: duplicate name '{}' (also services[{}])", path,
                                        s->name, it->second));
-      if (!s->user.empty() && geteuid() != 0)
+      }
+      if (!s->user.empty() && geteuid() != 0) {
         problems.push_back(fmt::format(
             "{}.user: running as user '{}' needs the agent to run as root (it runs as uid {})",
             path, s->user, geteuid()));
-      else if (!s->user.empty() && getpwnam(s->user.c_str()) == nullptr)
+      } else if (!s->user.empty() && getpwnam(s->user.c_str()) == nullptr) {
         problems.push_back(fmt::format("{}.user: unknown user '{}'", path, s->user));
+      }
       specs.push_back(std::move(*s));
     }
     if (!problems.empty()) {
       std::string msg = "invalid services, nothing applied: ";
-      for (size_t i = 0; i < problems.size(); ++i) msg += (i ? "; " : "") + problems[i];
+      for (size_t i = 0; i < problems.size(); ++i) {
+        msg += (i ? "; " : "") + problems[i];
+      }
       return Err(Code::kInvalidArgument, "{}", msg);
     }
     std::optional<std::string> new_owner;
-    if (params.contains("owner") && params["owner"].is_string())
+    if (params.contains("owner") && params["owner"].is_string()) {
       new_owner = params["owner"].get<std::string>();
+    }
     bool force =
         params.contains("force") && params["force"].is_boolean() && params["force"].get<bool>();
-    if (owner && owner != new_owner && !force)
+    if (owner && owner != new_owner && !force) {
       return Err(Code::kConflict,
                  "this agent is managed by '{}'; an apply from {} is refused (use force to "
                  "override)",
                  *owner, new_owner ? "'" + *new_owner + "'" : std::string("a local user"));
+    }
     ApplyResult r = sup->Apply(specs, now);
     // Services that could not even be started (command missing, not executable, ...) are
     // reported right away; they are supervised like any failing service (backoff, circuit).
     json warnings = json::array();
     for (size_t i = 0; i < specs.size(); ++i) {
       auto st = sup->StatusOf(specs[i].name, now, clock->WallNow());
-      if (st && !st->last_error.empty() && st->pid == 0)
+      if (st && !st->last_error.empty() && st->pid == 0) {
         warnings.push_back(fmt::format("services[{}] ({}): {}", i, specs[i].name, st->last_error));
+      }
     }
     if (owner != new_owner) {
       owner = new_owner;
@@ -509,27 +610,38 @@ struct Agent::Impl {
   }
 
   Result<json> Logs(const json& params, const json& id, int conn_fd) {
-    if (!params.contains("name") || !params["name"].is_string())
+    if (!params.contains("name") || !params["name"].is_string()) {
       return Err(Code::kInvalidArgument, "params.name: expected a service name (string)");
+    }
     std::string name = params["name"].get<std::string>();
-    if (auto v = ValidateServiceName(name); !v) return Err(v.error());
+    if (auto v = ValidateServiceName(name); !v) {
+      return Err(v.error());
+    }
     size_t tail = 100;
     if (params.contains("tail")) {
-      if (!params["tail"].is_number_integer() || params["tail"].get<int64_t>() < 0)
+      if (!params["tail"].is_number_integer() || params["tail"].get<int64_t>() < 0) {
         return Err(Code::kInvalidArgument, "params.tail: expected a non-negative integer");
+      }
       tail = params["tail"].get<size_t>();
     }
     bool follow =
         params.contains("follow") && params["follow"].is_boolean() && params["follow"].get<bool>();
     std::string path = LogPathOf(name);
     bool known = static_cast<bool>(sup->StatusOf(name, clock->Now(), clock->WallNow()));
-    if (!known && access(path.c_str(), F_OK) != 0)
+    if (!known && access(path.c_str(), F_OK) != 0) {
       return Err(Code::kNotFound, "service '{}' not found (and no log file {})", name, path);
+    }
     std::unique_ptr<LogFollower> follower;
-    if (follow) follower = std::make_unique<LogFollower>(path);
-    if (follower) (void)follower->Poll();  // starts at the current end
+    if (follow) {
+      follower = std::make_unique<LogFollower>(path);
+    }
+    if (follower) {
+      (void)follower->Poll();  // starts at the current end
+    }
     auto lines = Tail(path, tail);
-    if (!lines) return Err(lines.error());
+    if (!lines) {
+      return Err(lines.error());
+    }
     if (follower) {
       auto it = conns.find(conn_fd);
       if (it != conns.end()) {
@@ -551,27 +663,34 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   auto impl = std::make_unique<Impl>();
   impl->opts = opts_in;
   std::string& dir = impl->opts.state_dir;
-  if (dir.empty()) return Err(Code::kInvalidArgument, "--state-dir is required");
+  if (dir.empty()) {
+    return Err(Code::kInvalidArgument, "--state-dir is required");
+  }
   // Create the directory (and parents) with mode 0700.
   for (size_t pos = 1; pos <= dir.size(); ++pos) {
     if (pos == dir.size() || dir[pos] == '/') {
       std::string sub = dir.substr(0, pos);
-      if (mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST)
+      if (mkdir(sub.c_str(), 0700) != 0 && errno != EEXIST) {
         return Err(ErrnoError("cannot create state dir " + sub, errno));
+      }
     }
   }
   char real[PATH_MAX];
-  if (!realpath(dir.c_str(), real)) return Err(ErrnoError("state dir " + dir, errno));
+  if (!realpath(dir.c_str(), real)) {
+    return Err(ErrnoError("state dir " + dir, errno));
+  }
   dir = real;
   struct stat st {};
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Err(Code::kInvalidArgument, "state dir {} is not a directory", dir);
+  }
 
   std::string lock_path = dir + "/agent.lock";
   impl->lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (impl->lock_fd < 0)
+  if (impl->lock_fd < 0) {
     return Err(ErrnoError(fmt::format("state dir {} is not writable (creating {})", dir, lock_path),
                           errno));
+  }
   if (flock(impl->lock_fd, LOCK_EX | LOCK_NB) != 0) {
     char buf[32] = {};
     ssize_t n = pread(impl->lock_fd, buf, sizeof buf - 1, 0);
@@ -581,17 +700,19 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   }
   {
     std::string pid = std::to_string(getpid()) + "\n";
-    if (ftruncate(impl->lock_fd, 0) != 0 || pwrite(impl->lock_fd, pid.data(), pid.size(), 0) < 0)
+    if (ftruncate(impl->lock_fd, 0) != 0 || pwrite(impl->lock_fd, pid.data(), pid.size(), 0) < 0) {
       return Err(
           ErrnoError("state dir " + dir + " is not writable (writing " + lock_path + ")", errno));
+    }
   }
   // The state file must be writable too: try the temp file it is written through.
   {
     std::string probe = StatePath(dir) + ".tmp";
     int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
+    if (fd < 0) {
       return Err(
           ErrnoError("state dir " + dir + " is not writable (creating " + probe + ")", errno));
+    }
     close(fd);
     unlink(probe.c_str());
   }
@@ -611,18 +732,26 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   signal(SIGPIPE, SIG_IGN);
 
   impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-  if (impl->epoll_fd < 0) return Err(ErrnoError("epoll_create1", errno));
+  if (impl->epoll_fd < 0) {
+    return Err(ErrnoError("epoll_create1", errno));
+  }
   impl->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (impl->signal_fd < 0) return Err(ErrnoError("signalfd", errno));
+  if (impl->signal_fd < 0) {
+    return Err(ErrnoError("signalfd", errno));
+  }
   impl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (impl->timer_fd < 0) return Err(ErrnoError("timerfd_create", errno));
+  if (impl->timer_fd < 0) {
+    return Err(ErrnoError("timerfd_create", errno));
+  }
   impl->EpollAdd(impl->signal_fd, EPOLLIN, Tag(kSignal, 0));
   impl->EpollAdd(impl->timer_fd, EPOLLIN, Tag(kTimer, 0));
 
   // Socket. We hold the lock, so an existing socket file is stale.
   unlink(impl->sock_path.c_str());
   impl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (impl->listen_fd < 0) return Err(ErrnoError("socket", errno));
+  if (impl->listen_fd < 0) {
+    return Err(ErrnoError("socket", errno));
+  }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, impl->sock_path.c_str(), impl->sock_path.size() + 1);
@@ -630,9 +759,13 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   int br = bind(impl->listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
   int berr = errno;
   umask(old);
-  if (br != 0) return Err(ErrnoError("bind " + impl->sock_path, berr));
+  if (br != 0) {
+    return Err(ErrnoError("bind " + impl->sock_path, berr));
+  }
   chmod(impl->sock_path.c_str(), 0600);
-  if (listen(impl->listen_fd, 128) != 0) return Err(ErrnoError("listen " + impl->sock_path, errno));
+  if (listen(impl->listen_fd, 128) != 0) {
+    return Err(ErrnoError("listen " + impl->sock_path, errno));
+  }
   impl->EpollAdd(impl->listen_fd, EPOLLIN, Tag(kListen, 0));
 
   char host[256] = {};
@@ -653,7 +786,9 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
 
   // State file.
   auto loaded = LoadState(dir, impl->clock->WallNow());
-  if (!loaded) return Err(loaded.error());
+  if (!loaded) {
+    return Err(loaded.error());
+  }
   if (!loaded->corrupt_moved_to.empty()) {
     impl->state_problem =
         fmt::format("state file {} was corrupt ({}); moved aside to {}", StatePath(dir),
@@ -662,16 +797,20 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   }
   impl->owner = loaded->state.owner;
   size_t with_pid = 0;
-  for (const auto& p : loaded->state.services) with_pid += p.process.has_value();
+  for (const auto& p : loaded->state.services) {
+    with_pid += p.process.has_value();
+  }
   impl->sup->Restore(loaded->state.services, impl->clock->Now(), impl->clock->WallNow());
   size_t adopted = 0;
-  for (const auto& s : impl->sup->Status(impl->clock->Now(), impl->clock->WallNow()))
+  for (const auto& s : impl->sup->Status(impl->clock->Now(), impl->clock->WallNow())) {
     adopted += s.adopted;
+  }
   impl->sup->Step(impl->clock->Now());
   impl->MaybeSave();
-  if (!impl->last_save_error.empty())
+  if (!impl->last_save_error.empty()) {
     return Err(Code::kPermissionDenied, "state dir {} is not writable: {}", dir,
                impl->last_save_error);
+  }
   Log(fmt::format("serving {} (pid {}): {} services, {} adopted, {} not found running",
                   impl->sock_path, getpid(), loaded->state.services.size(), adopted,
                   with_pid - adopted));
@@ -684,7 +823,9 @@ bool Agent::Step(int timeout_ms) {
   Impl& m = *impl_;
   epoll_event evs[64];
   int n = epoll_wait(m.epoll_fd, evs, 64, timeout_ms);
-  if (n < 0 && errno != EINTR) Log(fmt::format("epoll_wait: {}", strerror(errno)));
+  if (n < 0 && errno != EINTR) {
+    Log(fmt::format("epoll_wait: {}", strerror(errno)));
+  }
   for (int i = 0; i < n; ++i) {
     uint64_t tag = evs[i].data.u64;
     switch (TagKind(tag)) {
@@ -711,12 +852,17 @@ bool Agent::Step(int timeout_ms) {
       case kConn: {
         int fd = static_cast<int>(TagValue(tag));
         auto it = m.conns.find(fd);
-        if (it == m.conns.end()) break;
-        if (evs[i].events & EPOLLOUT) {
-          if (!m.Flush(it->second)) break;
+        if (it == m.conns.end()) {
+          break;
         }
-        if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        if (evs[i].events & EPOLLOUT) {
+          if (!m.Flush(it->second)) {
+            break;
+          }
+        }
+        if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
           m.OnConnReadable(fd, this);
+        }
         break;
       }
       case kPidfd:
@@ -751,34 +897,44 @@ json Agent::HandleLine(const std::string& line, int conn_fd) {
         nullptr, Code::kInvalidArgument,
         fmt::format("request is not valid JSON (at byte {}): {}", e.byte, e.what()));
   }
-  if (!req.is_object())
+  if (!req.is_object()) {
     return Impl::ErrorReply(nullptr, Code::kInvalidArgument,
                             fmt::format("request must be a JSON object, got {}", req.type_name()));
+  }
   json id = req.contains("id") ? req["id"] : json(nullptr);
-  if (!id.is_null() && !id.is_number_integer() && !id.is_string())
+  if (!id.is_null() && !id.is_number_integer() && !id.is_string()) {
     return Impl::ErrorReply(nullptr, Code::kInvalidArgument, "id: expected an integer or a string");
-  if (!req.contains("method") || !req["method"].is_string())
+  }
+  if (!req.contains("method") || !req["method"].is_string()) {
     return Impl::ErrorReply(id, Code::kInvalidArgument, "request lacks \"method\" (a string)");
-  if (!req.contains("v") || !req["v"].is_number_integer())
+  }
+  if (!req.contains("v") || !req["v"].is_number_integer()) {
     return Impl::ErrorReply(
         id, Code::kInvalidArgument,
         fmt::format("request lacks \"v\" (the protocol version, {})", kProtocolVersion));
-  if (req["v"].get<int64_t>() != kProtocolVersion)
+  }
+  if (req["v"].get<int64_t>() != kProtocolVersion) {
     return Impl::ErrorReply(
         id, Code::kFailedPrecondition,
         fmt::format("protocol version {} is not supported: this agent speaks version {}",
                     req["v"].dump(), kProtocolVersion));
+  }
   json params = req.contains("params") ? req["params"] : json::object();
-  if (params.is_null()) params = json::object();
-  if (!params.is_object())
+  if (params.is_null()) {
+    params = json::object();
+  }
+  if (!params.is_object()) {
     return Impl::ErrorReply(id, Code::kInvalidArgument, "params: expected an object");
+  }
   Result<json> r = Err(Code::kInternal, "no result");
   try {
     r = impl_->Dispatch(req["method"].get<std::string>(), params, id, conn_fd);
   } catch (const std::exception& e) {
     r = Err(Code::kInvalidArgument, "bad params: {}", e.what());
   }
-  if (!r) return Impl::ErrorReply(id, r.error().code, r.error().message);
+  if (!r) {
+    return Impl::ErrorReply(id, r.error().code, r.error().message);
+  }
   return json{{"v", kProtocolVersion}, {"id", id}, {"result", std::move(*r)}};
 }
 

@@ -15,7 +15,9 @@ Result<int> ConnectAgentSocket(const std::string& state_dir) {
   std::string path = AgentSocketPath(state_dir);
   CB_TRY_VOID(CheckSocketPathLength(path));
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Err(ErrnoError("socket", errno));
+  if (fd < 0) {
+    return Err(ErrnoError("socket", errno));
+  }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
@@ -47,9 +49,15 @@ Result<std::string> AgentClient::ReadLine() {
     }
     char tmp[65536];
     ssize_t n = read(fd_, tmp, sizeof tmp);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Err(ErrnoError("reading from the agent", errno));
-    if (n == 0) return Err(Code::kUnavailable, "the agent closed the connection");
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return Err(ErrnoError("reading from the agent", errno));
+    }
+    if (n == 0) {
+      return Err(Code::kUnavailable, "the agent closed the connection");
+    }
     buf_.append(tmp, static_cast<size_t>(n));
   }
 }
@@ -57,9 +65,10 @@ Result<std::string> AgentClient::ReadLine() {
 Result<nlohmann::json> AgentClient::ReadMessage() {
   CB_TRY(std::string line, ReadLine());
   auto j = nlohmann::json::parse(line, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
+  if (j.is_discarded() || !j.is_object()) {
     return Err(Code::kInternal, "the agent sent a line that is not a JSON object: {}",
                line.substr(0, 200));
+  }
   return j;
 }
 
@@ -70,20 +79,27 @@ Result<nlohmann::json> AgentClient::Call(const std::string& method, const nlohma
   size_t off = 0;
   while (off < line.size()) {
     ssize_t n = send(fd_, line.data() + off, line.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Err(Code::kUnavailable, "sending to the agent: {}", strerror(errno));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return Err(Code::kUnavailable, "sending to the agent: {}", strerror(errno));
+    }
     off += static_cast<size_t>(n);
   }
   for (;;) {
     CB_TRY(nlohmann::json msg, ReadMessage());
-    if (msg.value("id", nlohmann::json()) != nlohmann::json(id)) continue;
+    if (msg.value("id", nlohmann::json()) != nlohmann::json(id)) {
+      continue;
+    }
     if (msg.contains("error")) {
       const auto& e = msg["error"];
       return Err(CodeFromName(e.value("code", std::string("internal"))), "{}",
                  e.value("message", std::string("(no message)")));
     }
-    if (!msg.contains("result"))
+    if (!msg.contains("result")) {
       return Err(Code::kInternal, "reply without result: {}", msg.dump());
+    }
     return msg["result"];
   }
 }

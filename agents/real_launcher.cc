@@ -40,11 +40,14 @@ std::string FindOnPath(const std::string& cmd, std::string* searched) {
   std::stringstream ss(path);
   std::string dir;
   while (std::getline(ss, dir, ':')) {
-    if (dir.empty()) dir = ".";
+    if (dir.empty()) {
+      dir = ".";
+    }
     std::string full = dir + "/" + cmd;
     struct stat st {};
-    if (stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(full.c_str(), X_OK) == 0)
+    if (stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(full.c_str(), X_OK) == 0) {
       return full;
+    }
   }
   return {};
 }
@@ -75,20 +78,39 @@ struct ChildArgs {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2})
+  for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2}) {
     signal(sig, SIG_DFL);
-  if (setpgid(0, 0) != 0) ChildFail(a, kSetpgid);
+  }
+  if (setpgid(0, 0) != 0) {
+    ChildFail(a, kSetpgid);
+  }
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (devnull < 0) ChildFail(a, kDevNull);
+  if (devnull < 0) {
+    ChildFail(a, kDevNull);
+  }
   int logfd = open(a->log, O_WRONLY | O_CREAT | O_APPEND | O_NOCTTY | O_CLOEXEC, 0640);
-  if (logfd < 0) ChildFail(a, kLog);
-  if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) ChildFail(a, kLog);
-  for (int fd = 0; fd <= 2; ++fd) fcntl(fd, F_SETFD, 0);
-  if (a->cwd && chdir(a->cwd) != 0) ChildFail(a, kChdir);
+  if (logfd < 0) {
+    ChildFail(a, kLog);
+  }
+  if (dup2(devnull, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0) {
+    ChildFail(a, kLog);
+  }
+  for (int fd = 0; fd <= 2; ++fd) {
+    fcntl(fd, F_SETFD, 0);
+  }
+  if (a->cwd && chdir(a->cwd) != 0) {
+    ChildFail(a, kChdir);
+  }
   if (a->set_user) {
-    if (initgroups(a->user, a->gid) != 0) ChildFail(a, kGroups);
-    if (setgid(a->gid) != 0) ChildFail(a, kSetgid);
-    if (setuid(a->uid) != 0) ChildFail(a, kSetuid);
+    if (initgroups(a->user, a->gid) != 0) {
+      ChildFail(a, kGroups);
+    }
+    if (setgid(a->gid) != 0) {
+      ChildFail(a, kSetgid);
+    }
+    if (setuid(a->uid) != 0) {
+      ChildFail(a, kSetuid);
+    }
   }
   execve(a->exe, a->argv, a->envp);
   ChildFail(a, kExec);
@@ -100,30 +122,45 @@ Result<uint64_t> ProcessStartTicks(pid_t pid) {
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Err(Code::kNotFound, "process {} does not exist", pid);
+  if (fd < 0) {
+    return Err(Code::kNotFound, "process {} does not exist", pid);
+  }
   char buf[1024];
   ssize_t n = read(fd, buf, sizeof buf - 1);
   close(fd);
-  if (n <= 0) return Err(Code::kNotFound, "process {} does not exist", pid);
+  if (n <= 0) {
+    return Err(Code::kNotFound, "process {} does not exist", pid);
+  }
   std::string_view line(buf, static_cast<size_t>(n));
   auto close_paren = line.rfind(')');
-  if (close_paren == std::string_view::npos)
+  if (close_paren == std::string_view::npos) {
     return Err(Code::kInternal, "/proc/{}/stat: unexpected format", pid);
+  }
   // Fields after the comm: field 3 (state) is token 0, field 22 (starttime) is token 19.
   size_t pos = close_paren + 1;
   std::string_view tok;
   for (int i = 0; i <= 19; ++i) {
-    while (pos < line.size() && line[pos] == ' ') ++pos;
+    while (pos < line.size() && line[pos] == ' ') {
+      ++pos;
+    }
     size_t end = line.find(' ', pos);
-    if (end == std::string_view::npos) end = line.size();
-    if (pos >= end) return Err(Code::kInternal, "/proc/{}/stat: too few fields", pid);
+    if (end == std::string_view::npos) {
+      end = line.size();
+    }
+    if (pos >= end) {
+      return Err(Code::kInternal, "/proc/{}/stat: too few fields", pid);
+    }
     tok = line.substr(pos, end - pos);
     pos = end;
-    if (i == 0 && tok == "Z") return Err(Code::kNotFound, "process {} is a zombie", pid);
+    if (i == 0 && tok == "Z") {
+      return Err(Code::kNotFound, "process {} is a zombie", pid);
+    }
   }
   uint64_t v = 0;
   for (char c : tok) {
-    if (c < '0' || c > '9') return Err(Code::kInternal, "/proc/{}/stat: bad start time", pid);
+    if (c < '0' || c > '9') {
+      return Err(Code::kInternal, "/proc/{}/stat: bad start time", pid);
+    }
     v = v * 10 + static_cast<uint64_t>(c - '0');
   }
   return v;
@@ -133,12 +170,15 @@ RealLauncher::RealLauncher(std::string default_cwd, WatchFn watch)
     : default_cwd_(std::move(default_cwd)), watch_(std::move(watch)) {}
 
 RealLauncher::~RealLauncher() {
-  for (auto& [pid, w] : watched_) close(w.pidfd);
+  for (auto& [pid, w] : watched_) {
+    close(w.pidfd);
+  }
 }
 
 Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string& log_path) {
-  if (spec.command.empty())
+  if (spec.command.empty()) {
     return Err(Code::kInvalidArgument, "service '{}': empty command", spec.name);
+  }
   // Everything the child needs is prepared here: after fork it only makes syscalls.
   std::string exe = spec.command[0];
   if (exe.find('/') == std::string::npos) {
@@ -149,9 +189,12 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
     } else {
       std::string searched;
       std::string found = FindOnPath(exe, &searched);
-      if (found.empty())
+      if (found.empty()) {
         return Err(Code::kNotFound, "command '{}' not found on PATH ({})", exe, searched);
-      if (path_cache_.size() > 1000) path_cache_.clear();
+      }
+      if (path_cache_.size() > 1000) {
+        path_cache_.clear();
+      }
       path_cache_[exe] = found;
       exe = found;
     }
@@ -161,12 +204,15 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
   gid_t gid = 0;
   std::string home, user_name;
   if (set_user) {
-    if (geteuid() != 0)
+    if (geteuid() != 0) {
       return Err(Code::kPermissionDenied,
                  "service '{}': user '{}' needs the agent to run as root (it runs as uid {})",
                  spec.name, spec.user, geteuid());
+    }
     struct passwd* pw = getpwnam(spec.user.c_str());
-    if (!pw) return Err(Code::kNotFound, "service '{}': unknown user '{}'", spec.name, spec.user);
+    if (!pw) {
+      return Err(Code::kNotFound, "service '{}': unknown user '{}'", spec.name, spec.user);
+    }
     uid = pw->pw_uid;
     gid = pw->pw_gid;
     home = pw->pw_dir;
@@ -174,7 +220,9 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
   } else {
     if (!self_user_) {  // the agent's own user does not change: look it up once
       self_user_.emplace();
-      if (struct passwd* pw = getpwuid(geteuid())) *self_user_ = {pw->pw_name, pw->pw_dir};
+      if (struct passwd* pw = getpwuid(geteuid())) {
+        *self_user_ = {pw->pw_name, pw->pw_dir};
+      }
     }
     user_name = self_user_->first;
     home = self_user_->second;
@@ -182,20 +230,34 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
   std::map<std::string, std::string> env;
   const char* path = getenv("PATH");
   env["PATH"] = path && *path ? path : "/usr/local/bin:/usr/bin:/bin";
-  if (!home.empty()) env["HOME"] = home;
-  if (!user_name.empty()) env["USER"] = env["LOGNAME"] = user_name;
-  for (const char* k : {"LANG", "LC_ALL", "TZ"}) {
-    if (const char* v = getenv(k)) env[k] = v;
+  if (!home.empty()) {
+    env["HOME"] = home;
   }
-  for (const auto& [k, v] : spec.env) env[k] = v;
+  if (!user_name.empty()) {
+    env["USER"] = env["LOGNAME"] = user_name;
+  }
+  for (const char* k : {"LANG", "LC_ALL", "TZ"}) {
+    if (const char* v = getenv(k)) {
+      env[k] = v;
+    }
+  }
+  for (const auto& [k, v] : spec.env) {
+    env[k] = v;
+  }
   std::vector<std::string> env_strs;
-  for (const auto& [k, v] : env) env_strs.push_back(k + "=" + v);
+  for (const auto& [k, v] : env) {
+    env_strs.push_back(k + "=" + v);
+  }
   std::vector<char*> envp;
-  for (auto& s : env_strs) envp.push_back(s.data());
+  for (auto& s : env_strs) {
+    envp.push_back(s.data());
+  }
   envp.push_back(nullptr);
   std::vector<std::string> args = spec.command;
   std::vector<char*> argv;
-  for (auto& s : args) argv.push_back(s.data());
+  for (auto& s : args) {
+    argv.push_back(s.data());
+  }
   argv.push_back(nullptr);
   std::string cwd = spec.cwd.empty() ? default_cwd_ : spec.cwd;
   ChildArgs ca;
@@ -210,13 +272,17 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
   ca.envp = envp.data();
 
   int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) return Err(ErrnoError("pipe2", errno));
+  if (pipe2(pipefd, O_CLOEXEC) != 0) {
+    return Err(ErrnoError("pipe2", errno));
+  }
   ca.errfd = pipefd[1];
   // vfork when no user switch is needed: no page-table copy, and the parent waits for the
   // exec anyway. The child only makes syscalls and then execs or _exits. initgroups() (for
   // `user:`) reads NSS and allocates, so that case uses fork.
   pid_t pid = set_user ? fork() : vfork();
-  if (pid == 0) ChildMain(&ca);
+  if (pid == 0) {
+    ChildMain(&ca);
+  }
   if (pid < 0) {
     int e = errno;
     close(pipefd[0]);
@@ -263,12 +329,16 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
         break;
     }
     Error e = ErrnoError(what, ce.err);
-    if (ce.stage == kExec && ce.err == EACCES) e.message += " (not executable?)";
+    if (ce.stage == kExec && ce.err == EACCES) {
+      e.message += " (not executable?)";
+    }
     return Err(e);
   }
   ProcessId id{pid, 0};
   auto ticks = ProcessStartTicks(pid);
-  if (ticks) id.start_ticks = *ticks;
+  if (ticks) {
+    id.start_ticks = *ticks;
+  }
   int fd = PidfdOpen(pid);
   if (fd < 0) {
     // Cannot watch it: do not leave an unwatched process behind.
@@ -279,21 +349,30 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
     return Err(ErrnoError("pidfd_open", e));
   }
   watched_[pid] = Watched{fd, true};
-  if (watch_) watch_(pid, fd);
+  if (watch_) {
+    watch_(pid, fd);
+  }
   return id;
 }
 
 Result<void> RealLauncher::SignalGroup(pid_t pgid, int sig) {
-  if (pgid <= 1) return Err(Code::kInternal, "refusing to signal process group {}", pgid);
-  if (kill(-pgid, sig) != 0 && errno != ESRCH)
+  if (pgid <= 1) {
+    return Err(Code::kInternal, "refusing to signal process group {}", pgid);
+  }
+  if (kill(-pgid, sig) != 0 && errno != ESRCH) {
     return Err(ErrnoError(fmt::format("kill(-{}, {})", pgid, sig), errno));
+  }
   return Ok();
 }
 
 Result<void> RealLauncher::Adopt(const ProcessId& id) {
-  if (id.pid <= 1) return Err(Code::kNotFound, "invalid pid {}", id.pid);
+  if (id.pid <= 1) {
+    return Err(Code::kNotFound, "invalid pid {}", id.pid);
+  }
   int fd = PidfdOpen(id.pid);
-  if (fd < 0) return Err(ErrnoError(fmt::format("pidfd_open {}", id.pid), errno));
+  if (fd < 0) {
+    return Err(ErrnoError(fmt::format("pidfd_open {}", id.pid), errno));
+  }
   // Check identity after opening the pidfd: if it still matches now, the fd refers to it.
   auto ticks = ProcessStartTicks(id.pid);
   if (!ticks || *ticks != id.start_ticks) {
@@ -301,13 +380,17 @@ Result<void> RealLauncher::Adopt(const ProcessId& id) {
     return Err(Code::kNotFound, "process {} is gone (or its pid was reused)", id.pid);
   }
   watched_[id.pid] = Watched{fd, false};
-  if (watch_) watch_(id.pid, fd);
+  if (watch_) {
+    watch_(id.pid, fd);
+  }
   return Ok();
 }
 
 std::optional<ExitStatus> RealLauncher::Reap(pid_t pid) {
   auto it = watched_.find(pid);
-  if (it == watched_.end()) return std::nullopt;
+  if (it == watched_.end()) {
+    return std::nullopt;
+  }
   ExitStatus st = ExitStatus::Unknown();
   if (it->second.own_child) {
     siginfo_t info;
@@ -317,7 +400,9 @@ std::optional<ExitStatus> RealLauncher::Reap(pid_t pid) {
       r = waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(it->second.pidfd), &info,
                  WEXITED | WNOHANG);
     } while (r < 0 && errno == EINTR);
-    if (r == 0 && info.si_pid == 0) return std::nullopt;  // not exited yet
+    if (r == 0 && info.si_pid == 0) {
+      return std::nullopt;  // not exited yet
+    }
     if (r == 0) {
       st = info.si_code == CLD_EXITED ? ExitStatus::Code(info.si_status)
                                       : ExitStatus::Signal(info.si_status);

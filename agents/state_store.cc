@@ -30,12 +30,18 @@ json ExitToStateJson(const ExitStatus& e) {
 }
 
 Result<ExitStatus> ExitFromStateJson(const json& j, const std::string& path) {
-  if (!j.is_object()) return Err(Code::kInvalidArgument, "{}: expected an object", path);
-  if (j.contains("code") && j["code"].is_number_integer())
+  if (!j.is_object()) {
+    return Err(Code::kInvalidArgument, "{}: expected an object", path);
+  }
+  if (j.contains("code") && j["code"].is_number_integer()) {
     return ExitStatus::Code(j["code"].get<int>());
-  if (j.contains("signal") && j["signal"].is_number_integer())
+  }
+  if (j.contains("signal") && j["signal"].is_number_integer()) {
     return ExitStatus::Signal(j["signal"].get<int>());
-  if (j.contains("unknown")) return ExitStatus::Unknown();
+  }
+  if (j.contains("unknown")) {
+    return ExitStatus::Unknown();
+  }
   return Err(Code::kInvalidArgument, "{}: expected {{code}}, {{signal}} or {{unknown}}", path);
 }
 
@@ -44,7 +50,9 @@ Result<void> WriteAll(int fd, const std::string& data, const std::string& path) 
   while (off < data.size()) {
     ssize_t n = write(fd, data.data() + off, data.size() - off);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        continue;
+      }
       return Err(ErrnoError("write " + path, errno));
     }
     off += static_cast<size_t>(n);
@@ -105,24 +113,36 @@ json StateToJson(const AgentState& s, WallTime now) {
 }
 
 Result<AgentState> StateFromJson(const json& j) {
-  if (!j.is_object()) return Err(Code::kInvalidArgument, "expected a JSON object at the top");
-  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"] != 1)
+  if (!j.is_object()) {
+    return Err(Code::kInvalidArgument, "expected a JSON object at the top");
+  }
+  if (!j.contains("version") || !j["version"].is_number_integer() || j["version"] != 1) {
     return Err(Code::kInvalidArgument, "version: expected 1");
+  }
   AgentState st;
-  if (j.contains("owner") && j["owner"].is_string()) st.owner = j["owner"].get<std::string>();
-  if (!j.contains("services") || !j["services"].is_array())
+  if (j.contains("owner") && j["owner"].is_string()) {
+    st.owner = j["owner"].get<std::string>();
+  }
+  if (!j.contains("services") || !j["services"].is_array()) {
     return Err(Code::kInvalidArgument, "services: expected a list");
+  }
   try {
     size_t i = 0;
     for (const auto& e : j["services"]) {
       std::string path = fmt::format("services[{}]", i++);
-      if (!e.is_object()) return Err(Code::kInvalidArgument, "{}: expected an object", path);
-      if (!e.contains("spec")) return Err(Code::kInvalidArgument, "{}.spec: missing", path);
+      if (!e.is_object()) {
+        return Err(Code::kInvalidArgument, "{}: expected an object", path);
+      }
+      if (!e.contains("spec")) {
+        return Err(Code::kInvalidArgument, "{}.spec: missing", path);
+      }
       CB_TRY(ServiceSpec spec, ServiceSpecFromJson(e["spec"], path + ".spec"));
       PersistedService p;
       p.spec = std::move(spec);
       auto state = ServiceStateFromName(e.value("state", std::string("stopped")));
-      if (!state) return Err(Code::kInvalidArgument, "{}.state: unknown state", path);
+      if (!state) {
+        return Err(Code::kInvalidArgument, "{}.state: unknown state", path);
+      }
       p.state = *state;
       if (e.contains("pid") && e["pid"].is_number_integer()) {
         ProcessId id;
@@ -130,9 +150,10 @@ Result<AgentState> StateFromJson(const json& j) {
         id.start_ticks = e.value("start_ticks", uint64_t{0});
         p.process = id;
       }
-      if (e.contains("started_at_ns") && e["started_at_ns"].is_number_integer())
+      if (e.contains("started_at_ns") && e["started_at_ns"].is_number_integer()) {
         p.started_at = WallTime(std::chrono::duration_cast<WallTime::duration>(
             std::chrono::nanoseconds(e["started_at_ns"].get<int64_t>())));
+      }
       p.manual_stop = e.value("manual_stop", false);
       p.removing = e.value("removing", false);
       p.restarts = e.value("restarts", 0);
@@ -155,7 +176,9 @@ Result<void> SaveState(const std::string& state_dir, const AgentState& s, WallTi
   std::string tmp = path + ".tmp";
   std::string data = StateToJson(s, now).dump(1) + "\n";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Err(ErrnoError("cannot write state file " + tmp, errno));
+  if (fd < 0) {
+    return Err(ErrnoError("cannot write state file " + tmp, errno));
+  }
   auto w = WriteAll(fd, data, tmp);
   if (!w) {
     close(fd);
@@ -167,8 +190,9 @@ Result<void> SaveState(const std::string& state_dir, const AgentState& s, WallTi
     return Err(ErrnoError("fsync " + tmp, e));
   }
   close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0)
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
     return Err(ErrnoError("rename " + tmp + " to " + path, errno));
+  }
   int dfd = open(state_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
     fsync(dfd);
@@ -182,7 +206,9 @@ Result<LoadedState> LoadState(const std::string& state_dir, WallTime now) {
   std::string path = StatePath(state_dir);
   std::ifstream f(path, std::ios::binary);
   if (!f) {
-    if (access(path.c_str(), F_OK) != 0 && errno == ENOENT) return out;
+    if (access(path.c_str(), F_OK) != 0 && errno == ENOENT) {
+      return out;
+    }
     return Err(ErrnoError("cannot read state file " + path, errno));
   }
   std::stringstream ss;
@@ -201,8 +227,9 @@ Result<LoadedState> LoadState(const std::string& state_dir, WallTime now) {
     reason = st.error().message;
   }
   std::string aside = path + ".corrupt-" + CompactTime(now);
-  if (rename(path.c_str(), aside.c_str()) != 0)
+  if (rename(path.c_str(), aside.c_str()) != 0) {
     return Err(ErrnoError("cannot move corrupt state file " + path + " aside to " + aside, errno));
+  }
   out.corrupt_moved_to = aside;
   out.corrupt_reason = reason;
   return out;

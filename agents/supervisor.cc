@@ -30,7 +30,9 @@ std::optional<ServiceState> ServiceStateFromName(std::string_view name) {
   for (auto s : {ServiceState::kStarting, ServiceState::kRunning, ServiceState::kBackoff,
                  ServiceState::kStopping, ServiceState::kStopped, ServiceState::kExited,
                  ServiceState::kCircuitOpen}) {
-    if (ServiceStateName(s) == name) return s;
+    if (ServiceStateName(s) == name) {
+      return s;
+    }
   }
   return std::nullopt;
 }
@@ -40,7 +42,9 @@ Supervisor::Supervisor(ProcessLauncher* launcher, RandomSource random, LogPathFn
 
 double Supervisor::BackoffSeconds(const Svc& s) {
   const auto& b = s.spec.restart.backoff_seconds;
-  if (b.empty()) return 0;
+  if (b.empty()) {
+    return 0;
+  }
   size_t k = static_cast<size_t>(std::max(1, s.consecutive_failures));
   double base = b[std::min(k - 1, b.size() - 1)];
   double j = std::clamp(s.spec.restart.jitter, 0.0, 1.0);
@@ -87,8 +91,12 @@ void Supervisor::ScheduleRestart(Svc& s, MonoTime now) {
 void Supervisor::HandleExit(Svc& s, ExitStatus status, MonoTime now) {
   Touch();
   bool healthy = (now - s.started) >= Seconds(s.spec.restart.healthy_after_seconds);
-  if (healthy) s.consecutive_failures = 0;
-  if (!healthy || !status.Clean()) s.consecutive_failures++;
+  if (healthy) {
+    s.consecutive_failures = 0;
+  }
+  if (!healthy || !status.Clean()) {
+    s.consecutive_failures++;
+  }
   s.last_exit = status;
   s.process.reset();
   s.adopted = false;
@@ -114,7 +122,9 @@ void Supervisor::HandleExit(Svc& s, ExitStatus status, MonoTime now) {
 void Supervisor::BeginStop(Svc& s, MonoTime now, AfterStop after) {
   Touch();
   s.after_stop = after;
-  if (!s.process) return;  // callers handle the no-process case
+  if (!s.process) {
+    return;  // callers handle the no-process case
+  }
   (void)launcher_->SignalGroup(s.process->pid, s.spec.stop.signal);
   s.state = ServiceState::kStopping;
   s.kill_at = now + Seconds(s.spec.stop.grace_seconds);
@@ -172,7 +182,9 @@ ApplyResult Supervisor::Apply(const std::vector<ServiceSpec>& desired, MonoTime 
   }
   std::vector<std::string> erase;
   for (auto& [name, s] : services_) {
-    if (names.count(name) || !s.desired) continue;
+    if (names.count(name) || !s.desired) {
+      continue;
+    }
     s.desired = false;
     s.pending_spec.reset();
     out.stopped.push_back(name);
@@ -186,7 +198,9 @@ ApplyResult Supervisor::Apply(const std::vector<ServiceSpec>& desired, MonoTime 
       erase.push_back(name);
     }
   }
-  for (const auto& n : erase) services_.erase(n);
+  for (const auto& n : erase) {
+    services_.erase(n);
+  }
   return out;
 }
 
@@ -194,9 +208,13 @@ void Supervisor::OnExit(pid_t pid, ExitStatus status, MonoTime now) {
   auto it = std::find_if(services_.begin(), services_.end(), [&](const auto& kv) {
     return kv.second.process && kv.second.process->pid == pid;
   });
-  if (it == services_.end()) return;
+  if (it == services_.end()) {
+    return;
+  }
   Svc& s = it->second;
-  if (s.adopted) status = ExitStatus::Unknown();  // not our child: no status to read
+  if (s.adopted) {
+    status = ExitStatus::Unknown();  // not our child: no status to read
+  }
   // Whatever is left of its process group (grandchildren) goes with it.
   (void)launcher_->SignalGroup(pid, SIGKILL);
   if (s.state != ServiceState::kStopping) {
@@ -259,7 +277,9 @@ void Supervisor::Step(MonoTime now) {
 std::optional<MonoTime> Supervisor::NextDeadline() const {
   std::optional<MonoTime> best;
   auto consider = [&](MonoTime t) {
-    if (!best || t < *best) best = t;
+    if (!best || t < *best) {
+      best = t;
+    }
   };
   for (const auto& [name, s] : services_) {
     switch (s.state) {
@@ -268,11 +288,14 @@ std::optional<MonoTime> Supervisor::NextDeadline() const {
         consider(s.next_start);
         break;
       case ServiceState::kStopping:
-        if (!s.kill_sent) consider(s.kill_at);
+        if (!s.kill_sent) {
+          consider(s.kill_at);
+        }
         break;
       case ServiceState::kRunning:
-        if (s.consecutive_failures > 0)
+        if (s.consecutive_failures > 0) {
           consider(s.started + Seconds(s.spec.restart.healthy_after_seconds));
+        }
         break;
       default:
         break;
@@ -283,8 +306,9 @@ std::optional<MonoTime> Supervisor::NextDeadline() const {
 
 Result<ServiceStatus> Supervisor::Start(const std::string& name, MonoTime now, WallTime wall_now) {
   auto it = services_.find(name);
-  if (it == services_.end() || !it->second.desired)
+  if (it == services_.end() || !it->second.desired) {
     return Err(Code::kNotFound, "service '{}' not found", name);
+  }
   Svc& s = it->second;
   Touch();
   s.manual_stop = false;
@@ -298,8 +322,9 @@ Result<ServiceStatus> Supervisor::Start(const std::string& name, MonoTime now, W
 
 Result<ServiceStatus> Supervisor::Stop(const std::string& name, MonoTime now, WallTime wall_now) {
   auto it = services_.find(name);
-  if (it == services_.end() || !it->second.desired)
+  if (it == services_.end() || !it->second.desired) {
     return Err(Code::kNotFound, "service '{}' not found", name);
+  }
   Svc& s = it->second;
   Touch();
   s.manual_stop = true;
@@ -316,8 +341,9 @@ Result<ServiceStatus> Supervisor::Stop(const std::string& name, MonoTime now, Wa
 Result<ServiceStatus> Supervisor::Restart(const std::string& name, MonoTime now,
                                           WallTime wall_now) {
   auto it = services_.find(name);
-  if (it == services_.end() || !it->second.desired)
+  if (it == services_.end() || !it->second.desired) {
     return Err(Code::kNotFound, "service '{}' not found", name);
+  }
   Svc& s = it->second;
   Touch();
   s.manual_stop = false;
@@ -334,8 +360,9 @@ Result<ServiceStatus> Supervisor::Restart(const std::string& name, MonoTime now,
 
 Result<ServiceStatus> Supervisor::Reset(const std::string& name, MonoTime now, WallTime wall_now) {
   auto it = services_.find(name);
-  if (it == services_.end() || !it->second.desired)
+  if (it == services_.end() || !it->second.desired) {
     return Err(Code::kNotFound, "service '{}' not found", name);
+  }
   Svc& s = it->second;
   Touch();
   s.consecutive_failures = 0;
@@ -360,29 +387,36 @@ ServiceStatus Supervisor::StatusFor(const Svc& s, MonoTime now, WallTime wall_no
     st.uptime_seconds = std::max(0.0, ToSeconds(now - s.started));
     st.started_at = MonoToWall(s.started, now, wall_now);
   }
-  if (s.state == ServiceState::kBackoff || s.state == ServiceState::kCircuitOpen)
+  if (s.state == ServiceState::kBackoff || s.state == ServiceState::kCircuitOpen) {
     st.next_start_at = MonoToWall(s.next_start, now, wall_now);
+  }
   return st;
 }
 
 std::vector<ServiceStatus> Supervisor::Status(MonoTime now, WallTime wall_now) const {
   std::vector<ServiceStatus> out;
   out.reserve(services_.size());
-  for (const auto& [name, s] : services_) out.push_back(StatusFor(s, now, wall_now));
+  for (const auto& [name, s] : services_) {
+    out.push_back(StatusFor(s, now, wall_now));
+  }
   return out;
 }
 
 Result<ServiceStatus> Supervisor::StatusOf(const std::string& name, MonoTime now,
                                            WallTime wall_now) const {
   auto it = services_.find(name);
-  if (it == services_.end()) return Err(Code::kNotFound, "service '{}' not found", name);
+  if (it == services_.end()) {
+    return Err(Code::kNotFound, "service '{}' not found", name);
+  }
   return StatusFor(it->second, now, wall_now);
 }
 
 std::vector<ServiceSpec> Supervisor::Desired() const {
   std::vector<ServiceSpec> out;
   for (const auto& [name, s] : services_) {
-    if (s.desired) out.push_back(s.pending_spec.value_or(s.spec));
+    if (s.desired) {
+      out.push_back(s.pending_spec.value_or(s.spec));
+    }
   }
   return out;
 }
@@ -390,14 +424,18 @@ std::vector<ServiceSpec> Supervisor::Desired() const {
 std::vector<pid_t> Supervisor::LivePids() const {
   std::vector<pid_t> out;
   for (const auto& [name, s] : services_) {
-    if (s.process) out.push_back(s.process->pid);
+    if (s.process) {
+      out.push_back(s.process->pid);
+    }
   }
   return out;
 }
 
 std::string Supervisor::NameOfPid(pid_t pid) const {
   for (const auto& [name, s] : services_) {
-    if (s.process && s.process->pid == pid) return name;
+    if (s.process && s.process->pid == pid) {
+      return name;
+    }
   }
   return {};
 }
@@ -409,7 +447,9 @@ std::vector<PersistedService> Supervisor::Snapshot(MonoTime now, WallTime wall_n
     p.spec = s.pending_spec.value_or(s.spec);
     p.state = s.state;
     p.process = s.process;
-    if (s.process) p.started_at = MonoToWall(s.started, now, wall_now);
+    if (s.process) {
+      p.started_at = MonoToWall(s.started, now, wall_now);
+    }
     p.manual_stop = s.manual_stop;
     p.restarts = s.restarts;
     p.consecutive_failures = s.consecutive_failures;
@@ -437,7 +477,9 @@ void Supervisor::Restore(const std::vector<PersistedService>& saved, MonoTime no
     s.state = p.state;
     if (p.started_at) {
       s.started = now - std::chrono::duration_cast<Duration>(wall_now - *p.started_at);
-      if (s.started > now) s.started = now;
+      if (s.started > now) {
+        s.started = now;
+      }
     } else {
       s.started = now;
     }
@@ -451,11 +493,15 @@ void Supervisor::Restore(const std::vector<PersistedService>& saved, MonoTime no
         s.adopted = true;
         s.state = ServiceState::kRunning;
         Svc& ref = services_[p.spec.name] = std::move(s);
-        if (was_stopping || p.removing || p.manual_stop) BeginStop(ref, now, after);
+        if (was_stopping || p.removing || p.manual_stop) {
+          BeginStop(ref, now, after);
+        }
         continue;
       }
       // Died while no agent watched it: its status cannot be known.
-      if (p.removing) continue;
+      if (p.removing) {
+        continue;
+      }
       s.last_exit = ExitStatus::Unknown();
       if (was_stopping || p.manual_stop) {
         s.state = p.manual_stop ? ServiceState::kStopped : ServiceState::kStopping;
@@ -469,10 +515,14 @@ void Supervisor::Restore(const std::vector<PersistedService>& saved, MonoTime no
       Svc& ref = services_[p.spec.name] = std::move(s);
       ref.process = p.process;  // HandleExit clears it
       HandleExit(ref, ExitStatus::Unknown(), now);
-      if (ref.state == ServiceState::kBackoff) ref.next_start = now;  // it has been down already
+      if (ref.state == ServiceState::kBackoff) {
+        ref.next_start = now;  // it has been down already
+      }
       continue;
     }
-    if (p.removing) continue;
+    if (p.removing) {
+      continue;
+    }
     Svc& ref = services_[p.spec.name] = std::move(s);
     switch (p.state) {
       case ServiceState::kBackoff:
