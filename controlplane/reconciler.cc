@@ -120,7 +120,12 @@ Result<AgentClient*> Reconciler::Client(HostConn& hc, const DesiredHost& h, Agen
     hc.key = key;
     hc.client.reset();
   }
-  if (!hc.connector) return Err(Code::kUnavailable, "host {}: no transport for address '{}'", h.name, h.address);
+  if (!hc.connector) {
+    return Err(Code::kUnavailable,
+               "host {}: no transport for address '{}' (only `address: local` is reachable in this "
+               "version; remote hosts come with the SSH transport)",
+               h.name, h.address);
+  }
   if (hc.client) {
     if (!hello) return hc.client.get();
     auto r = hc.client->Hello(options_.client);
