@@ -1,6 +1,9 @@
 #include "cli/app.h"
 
 #include <CLI/CLI.hpp>
+#include <climits>
+#include <cstring>
+#include <unistd.h>
 #include <iostream>
 #include <map>
 
@@ -22,6 +25,8 @@ std::vector<std::string_view> PathWords(std::string_view path) {
   }
   return out;
 }
+
+bool IsGroup(const Command& c) { return !Children(c.path).empty(); }
 
 int PrintError(Invocation& inv, std::string_view message, int exit_code) {
   inv.io.err << Paint("cbctl: error: ", Color::kRed, inv.color_err) << message;
@@ -99,7 +104,7 @@ std::string ScanPath(int argc, const char* const* argv, std::string* unknown) {
       if (FlagTakesValue(globals, w) || (cur && FlagTakesValue(cur->flags, w))) ++i;
       continue;
     }
-    if (cur != nullptr && cur->handler != nullptr) break;  // a leaf: the rest are arguments
+    if (cur != nullptr && !IsGroup(*cur)) break;  // a leaf: the rest are arguments
     bool found = false;
     for (const auto* c : Children(path)) {
       if (c->path.substr(c->path.rfind(' ') == std::string_view::npos ? 0 : c->path.rfind(' ') + 1) == w) {
@@ -114,6 +119,30 @@ std::string ScanPath(int argc, const char* const* argv, std::string* unknown) {
     }
   }
   return path;
+}
+
+// Runs the command in cbctl-full (beside this executable) with the same arguments.
+int ExecFull(int argc, const char* const* argv, Io& io) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string dir = ".";
+  if (n > 0) {
+    self[n] = '\0';
+    dir = self;
+    dir.resize(dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
+  }
+  std::string full = dir + "/cbctl-full";
+  io.out.flush();
+  io.err.flush();
+  std::vector<char*> av;
+  av.push_back(const_cast<char*>(full.c_str()));
+  for (int i = 1; i < argc; ++i) av.push_back(const_cast<char*>(argv[i]));
+  av.push_back(nullptr);
+  execv(full.c_str(), av.data());
+  int err = errno;
+  io.err << "cbctl: error: this command is run by " << full << ", which cannot be started: "
+         << std::strerror(err) << " (reinstall cbctl with cbctl-full beside it)\n";
+  return kExitFailure;
 }
 
 }  // namespace
@@ -159,7 +188,7 @@ int Run(int argc, const char* const* argv, Io& io) {
       footer += "Talks to cbctld (--server, $CBCTL_SERVER or the config file).";
     }
     if (!footer.empty()) sub->footer(footer);
-    if (cmd.handler == nullptr) sub->require_subcommand(1);
+    if (IsGroup(cmd)) sub->require_subcommand(1);
     Args& a = args[&cmd];
     for (const auto& f : cmd.flags) AddFlag(sub, f, a);
     apps[std::string(cmd.path)] = sub;
@@ -188,7 +217,7 @@ int Run(int argc, const char* const* argv, Io& io) {
     return kExitUsage;
   }
   const Command* scanned_cmd = scanned.empty() ? nullptr : FindCommand(scanned);
-  if ((scanned_cmd == nullptr || scanned_cmd->handler == nullptr) && !wants_help) {
+  if ((scanned_cmd == nullptr || IsGroup(*scanned_cmd)) && !wants_help) {
     io.err << apps[scanned]->help();
     return kExitUsage;
   }
@@ -216,10 +245,11 @@ int Run(int argc, const char* const* argv, Io& io) {
       chosen_app = r.app;
     }
   }
-  if (chosen == nullptr || chosen->handler == nullptr) {
+  if (chosen == nullptr || IsGroup(*chosen)) {
     io.err << (chosen_app ? chosen_app->help() : root.help());
     return kExitUsage;
   }
+  if (chosen->handler == nullptr) return ExecFull(argc, argv, io);
   Args& a = args[chosen];
   for (const auto& f : chosen->flags) {
     std::string first(f.names.substr(0, f.names.find(',')));

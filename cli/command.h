@@ -4,8 +4,9 @@
 // (cli/gen_completion.cc) and `cbctl man` (cli/gen_man.cc). Adding a command is adding a row
 // to kCommands in cli/command_table.cc and writing its handler; nothing else.
 //
-// A row whose handler is null is a group ("svc", "token"): it only holds subcommands.
-// Handlers return an exit code from cli/exit_codes.h.
+// A row with children is a group ("svc", "token"): it only holds subcommands and has no
+// handler. Handlers return an exit code from cli/exit_codes.h. A leaf whose handler is null in
+// this binary is run by `cbctl-full` (see cli/handlers.h).
 // Thread-safety: the table is immutable after first use; an Invocation is one thread's.
 #pragma once
 
@@ -92,7 +93,7 @@ using Handler = int (*)(Invocation&);
 struct Command {
   std::string_view path;       // "svc start"; words separated by one space
   std::string_view summary;    // one line, no final period
-  Handler handler = nullptr;   // null: a group
+  Handler handler = nullptr;   // null: a group, or a heavy handler not linked (cli/handlers.h)
   bool needs_daemon = false;   // talks to cbctld (shown in help and man)
   std::vector<Flag> flags;
   std::string_view details;    // paragraphs for --help and the man page; may be empty
@@ -107,6 +108,8 @@ std::span<const Flag> GlobalFlags();
 const Command* FindCommand(std::string_view path);
 // The direct children of a path ("" = top level), in table order.
 std::vector<const Command*> Children(std::string_view path);
+// A group only holds subcommands ("svc", "token").
+bool IsGroup(const Command& c);
 
 // Common flags, reused by many rows.
 extern const Flag kOutputFlag;      // -o, --output table|json|yaml

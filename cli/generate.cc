@@ -572,7 +572,7 @@ std::string ManPage() {
   s += ".TP\n\\fB\\-\\-version\\fR\nPrint the version.\n";
   s += ".SH COMMANDS\n";
   for (const auto* c : Visible()) {
-    if (c->handler == nullptr) continue;
+    if (IsGroup(*c)) continue;
     std::string synopsis = "cbctl " + Roff(c->path);
     for (const auto& f : c->flags) synopsis += " " + FlagSynopsis(f);
     s += ".SS \"" + synopsis + "\"\n";

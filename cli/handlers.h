@@ -1,8 +1,16 @@
 // The handlers named by the command table (cli/command_table.cc). Each returns an exit code
 // (cli/exit_codes.h). Grouped by the file that defines them.
+//
+// Start-up time: `cbctl` itself links only what the daemon-less commands need (core, CLI11,
+// yaml-cpp), so `cbctl version` does not load libssl, libpq and their dozens of libraries.
+// Handlers that need those are declared CB_HEAVY_HANDLER (weak): in `cbctl` they are null and
+// the command is run by exec'ing `cbctl-full` (the same program with every handler linked,
+// installed beside it) with the same arguments. See cli/app.cc and cli/CMakeLists.txt.
 #pragma once
 
 #include "cli/command.h"
+
+#define CB_HEAVY_HANDLER __attribute__((weak))
 
 namespace cb::cli {
 
@@ -13,29 +21,29 @@ int CmdCompletion(Invocation& inv);
 int CmdMan(Invocation& inv);
 
 // cli/cmd_daemon.cc — commands that talk to cbctld.
-int CmdApply(Invocation& inv);
-int CmdPlan(Invocation& inv);
-int CmdGetSpec(Invocation& inv);
-int CmdGetHosts(Invocation& inv);
-int CmdStatus(Invocation& inv);
-int CmdPs(Invocation& inv);
-int CmdSvcStart(Invocation& inv);
-int CmdSvcStop(Invocation& inv);
-int CmdSvcRestart(Invocation& inv);
-int CmdSvcReset(Invocation& inv);
-int CmdLogs(Invocation& inv);
-int CmdAudit(Invocation& inv);
-int CmdTokenCreate(Invocation& inv);
-int CmdTokenList(Invocation& inv);
-int CmdTokenRevoke(Invocation& inv);
-int CmdCompleteServices(Invocation& inv);  // hidden: service addresses for shell completion
+CB_HEAVY_HANDLER int CmdApply(Invocation& inv);
+CB_HEAVY_HANDLER int CmdPlan(Invocation& inv);
+CB_HEAVY_HANDLER int CmdGetSpec(Invocation& inv);
+CB_HEAVY_HANDLER int CmdGetHosts(Invocation& inv);
+CB_HEAVY_HANDLER int CmdStatus(Invocation& inv);
+CB_HEAVY_HANDLER int CmdPs(Invocation& inv);
+CB_HEAVY_HANDLER int CmdSvcStart(Invocation& inv);
+CB_HEAVY_HANDLER int CmdSvcStop(Invocation& inv);
+CB_HEAVY_HANDLER int CmdSvcRestart(Invocation& inv);
+CB_HEAVY_HANDLER int CmdSvcReset(Invocation& inv);
+CB_HEAVY_HANDLER int CmdLogs(Invocation& inv);
+CB_HEAVY_HANDLER int CmdAudit(Invocation& inv);
+CB_HEAVY_HANDLER int CmdTokenCreate(Invocation& inv);
+CB_HEAVY_HANDLER int CmdTokenList(Invocation& inv);
+CB_HEAVY_HANDLER int CmdTokenRevoke(Invocation& inv);
+CB_HEAVY_HANDLER int CmdCompleteServices(Invocation& inv);  // hidden: service addresses for shell completion
 
 // cli/cmd_db.cc — database operations (libcbdb), no daemon.
-int CmdDbStatus(Invocation& inv);
-int CmdDbTune(Invocation& inv);
-int CmdDbPartition(Invocation& inv);
-int CmdDbCancel(Invocation& inv);
-int CmdDbMaintain(Invocation& inv);
-int CmdDbVacuum(Invocation& inv);
+CB_HEAVY_HANDLER int CmdDbStatus(Invocation& inv);
+CB_HEAVY_HANDLER int CmdDbTune(Invocation& inv);
+CB_HEAVY_HANDLER int CmdDbPartition(Invocation& inv);
+CB_HEAVY_HANDLER int CmdDbCancel(Invocation& inv);
+CB_HEAVY_HANDLER int CmdDbMaintain(Invocation& inv);
+CB_HEAVY_HANDLER int CmdDbVacuum(Invocation& inv);
 
 }  // namespace cb::cli
