@@ -357,20 +357,43 @@ Result<RotateResult> MaybeRotate(const std::string& log_path, uint64_t max_bytes
   return res;
 }
 
-Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, size_t max_bytes) {
+namespace {
+
+// Where a Tail ended, for a follower to continue from (read under the same lock).
+struct TailEnd {
+  ino_t live_ino = 0;      // 0: NAME.log did not exist
+  uint64_t live_size = 0;  // bytes of NAME.log covered by the tail
+  ino_t rot1_ino = 0;
+  std::string partial;  // an unfinished last line held back (hold_partial only)
+};
+
+Result<std::vector<std::string>> TailImpl(const std::string& log_path, size_t n, size_t max_bytes,
+                                          TailEnd* tail_end, bool hold_partial) {
   std::vector<std::string> lines;
-  if (n == 0) {
-    return lines;
-  }
   Fd live(::open(log_path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
   if (!live.ok()) {
     if (errno == ENOENT) {
+      if (tail_end != nullptr) {
+        tail_end->rot1_ino = StatFile(RotatedPath(log_path, 1)).ino;
+      }
       return lines;
     }
     return Err(ErrnoError("open log file " + log_path, errno));
   }
   if (FlockRetry(live.get(), LOCK_SH) != 0) {
     return Err(ErrnoError("lock " + log_path, errno));
+  }
+  if (tail_end != nullptr) {
+    struct stat lst {};
+    if (::fstat(live.get(), &lst) != 0) {
+      return Err(ErrnoError("stat " + log_path, errno));
+    }
+    tail_end->live_ino = lst.st_ino;
+    tail_end->live_size = static_cast<uint64_t>(lst.st_size);
+    tail_end->rot1_ino = StatFile(RotatedPath(log_path, 1)).ino;
+  }
+  if (n == 0) {
+    return lines;
   }
 
   // Reads backwards through NAME.log, NAME.log.1, ... into `acc` (which grows at the front)
@@ -410,6 +433,9 @@ Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, siz
       return Err(ErrnoError("stat " + path, errno));
     }
     uint64_t end = static_cast<uint64_t>(st.st_size);
+    if (idx == 0 && tail_end != nullptr) {
+      end = tail_end->live_size;  // exactly where the follower will continue
+    }
     bool stop = false;
     while (end > 0) {
       uint64_t start = end > kChunk ? end - kChunk : 0;
@@ -449,6 +475,10 @@ Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, siz
   if (!parts.empty() && acc.back() == '\n') {
     parts.pop_back();  // the empty piece after the last '\n'
   }
+  if (hold_partial && tail_end != nullptr && acc.back() != '\n' && !parts.empty()) {
+    tail_end->partial = std::string(parts.back());
+    parts.pop_back();
+  }
   size_t first = 0;
   if (!exhausted && !parts.empty()) {
     first = 1;  // cut by the chunk boundary or the byte limit
@@ -461,6 +491,34 @@ Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, siz
   }
   return lines;
 }
+
+}  // namespace
+
+Result<std::vector<std::string>> Tail(const std::string& log_path, size_t n, size_t max_bytes) {
+  if (n == 0) {
+    return std::vector<std::string>{};
+  }
+  return TailImpl(log_path, n, max_bytes, nullptr, false);
+}
+
+Result<TailAndFollower> TailThenFollow(const std::string& log_path, size_t n, size_t max_bytes,
+                                       size_t max_line_bytes) {
+  TailEnd end;
+  CB_TRY(std::vector<std::string> lines, TailImpl(log_path, n, max_bytes, &end, true));
+  TailAndFollower out;
+  out.lines = std::move(lines);
+  out.follower.reset(new LogFollower(log_path, max_line_bytes, LogFollower::Resume{}));
+  LogFollower& f = *out.follower;
+  f.started_ = true;
+  f.live_ino_ = end.live_ino;
+  f.offset_ = end.live_ino == 0 ? 0 : end.live_size;
+  f.rot1_ino_ = end.rot1_ino;
+  f.pending_ = std::move(end.partial);
+  return out;
+}
+
+LogFollower::LogFollower(std::string log_path, size_t max_line_bytes, Resume /*unused*/)
+    : path_(std::move(log_path)), max_line_bytes_(max_line_bytes == 0 ? 1 : max_line_bytes) {}
 
 LogFollower::LogFollower(std::string log_path, size_t max_line_bytes)
     : path_(std::move(log_path)), max_line_bytes_(max_line_bytes == 0 ? 1 : max_line_bytes) {

@@ -31,6 +31,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,9 @@ class LogFollower {
   const std::string& path() const { return path_; }
 
  private:
+  friend Result<struct TailAndFollower> TailThenFollow(const std::string&, size_t, size_t, size_t);
+  struct Resume {};
+  LogFollower(std::string log_path, size_t max_line_bytes, Resume);
   Result<void> ReadFrom(const std::string& file, uint64_t offset, uint64_t end);
   void Emit(std::vector<std::string>* out);
 
@@ -115,5 +119,17 @@ class LogFollower {
   ino_t rot1_ino_ = 0;   // inode of NAME.log.1 at the last poll (0: did not exist)
   std::string pending_;  // bytes read, not yet split into lines
 };
+
+// `logs --tail N -f`: the last n lines (as Tail, except that an unfinished last line is held
+// back) and a follower that continues exactly where they end, read under one lock: no line
+// is shown twice or missed between the tail and the first Poll(); the held-back line comes
+// whole from the follower once its '\n' arrives. Failure: as Tail.
+struct TailAndFollower {
+  std::vector<std::string> lines;
+  std::unique_ptr<LogFollower> follower;
+};
+Result<TailAndFollower> TailThenFollow(const std::string& log_path, size_t n,
+                                       size_t max_bytes = 1u << 20,
+                                       size_t max_line_bytes = 64u << 10);
 
 }  // namespace cb

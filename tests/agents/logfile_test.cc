@@ -511,6 +511,65 @@ TEST(LogFile, FollowerFarBehindSkipsAheadAndSaysSo) {
   EXPECT_LT(lines->size(), 600000u);
 }
 
+TEST(LogFile, TailThenFollowHoldsThePartialLineForTheFollower) {
+  TempDir d;
+  std::string p = d.path() + "/a.log";
+  Append(p, Lines(0, 10) + "par");
+  auto tf = TailThenFollow(p, 3);
+  ASSERT_TRUE(tf) << tf.error().ToString();
+  EXPECT_EQ(tf->lines, Split(Lines(7, 10)));
+  EXPECT_TRUE(tf->follower->Poll()->empty());
+  Append(p, "tial\n" + Lines(10, 11));
+  EXPECT_EQ(*tf->follower->Poll(), (std::vector<std::string>{"partial", "line 10"}));
+
+  auto none = TailThenFollow(d.path() + "/later.log", 5);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->lines.empty());
+  Append(d.path() + "/later.log", "first\n");
+  EXPECT_EQ(*none->follower->Poll(), std::vector<std::string>{"first"});
+}
+
+// Tail + follow taken while a writer appends and the agent rotates: the tail and what the
+// follower yields afterwards join into the whole output, nothing twice, nothing missed.
+TEST(LogFile, TailThenFollowJoinsExactlyUnderConcurrentWrites) {
+  TempDir d;
+  std::string p = d.path() + "/a.log";
+  std::atomic<int> progress{0};
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    int fd = OpenForChild(p.c_str());
+    for (int i = 0; i < 40000; ++i) {
+      std::string l = "line " + std::to_string(i) + "\n";
+      if (::write(fd, l.data(), l.size()) != static_cast<ssize_t>(l.size())) {
+        std::abort();
+      }
+      progress = i;
+    }
+    ::close(fd);
+    done = true;
+  });
+  while (progress < 5000) {
+    std::this_thread::yield();
+  }
+  auto tf = TailThenFollow(p, 1000000, 64u << 20);
+  ASSERT_TRUE(tf) << tf.error().ToString();
+  std::vector<std::string> seen = tf->lines;
+  while (!done) {
+    ASSERT_TRUE(MaybeRotate(p, 65536, 1000));
+    auto r = tf->follower->Poll();
+    ASSERT_TRUE(r) << r.error().ToString();
+    seen.insert(seen.end(), r->begin(), r->end());
+  }
+  writer.join();
+  auto r = tf->follower->Poll();
+  ASSERT_TRUE(r);
+  seen.insert(seen.end(), r->begin(), r->end());
+  ASSERT_EQ(seen.size(), 40000u);
+  for (int i = 0; i < 40000; ++i) {
+    ASSERT_EQ(seen[static_cast<size_t>(i)], "line " + std::to_string(i));
+  }
+}
+
 }  // namespace
 }  // namespace logfile_test
 }  // namespace cb
