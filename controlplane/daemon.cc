@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <map>
 #include <thread>
 
 #include "controlplane/auth.h"
@@ -132,14 +133,19 @@ Result<void> Serve(const ServeOptions& o, const std::atomic<bool>& stop, const C
                       tls ? "https" : "http", addr, o.state_dir, ro.owner, cbagent.empty() ? "not found" : cbagent));
 
   std::thread http([&] { server.Run(); });
-  int64_t last_errors = 0;
+  std::map<std::string, std::string> last_errors;
   while (!stop.load()) {
     rec.Step(clock.Now());
-    auto st = rec.stats();
-    if (st.errors != last_errors) {
-      LogLine(fmt::format("reconcile: {} host failure(s) so far; see GET /v1/hosts", st.errors));
-      last_errors = st.errors;
+    // Log a host's failure when it starts or changes, and its recovery, not every pass.
+    auto errors = rec.HostErrors();
+    for (const auto& [host, err] : errors) {
+      auto it = last_errors.find(host);
+      if (it == last_errors.end() || it->second != err) LogLine("reconcile: " + err);
     }
+    for (const auto& [host, err] : last_errors) {
+      if (!errors.count(host)) LogLine("reconcile: host " + host + " is reachable again");
+    }
+    last_errors = std::move(errors);
     for (int i = 0; i < 5 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   LogLine("stopping (agents and their services keep running)");

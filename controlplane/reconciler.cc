@@ -282,6 +282,10 @@ std::vector<wire::HostApplyResult> Reconciler::Pass(MonoTime now) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   duration_hist_.Observe(secs);
   std::lock_guard lk(mu_);
+  host_errors_.clear();
+  for (const auto& r : results) {
+    if (!r.ok) host_errors_[r.host] = r.error.value_or("failed");
+  }
   last_pass_ = now;
   stats_.passes++;
   stats_.errors += errors;
@@ -294,6 +298,11 @@ std::vector<wire::HostApplyResult> Reconciler::Pass(MonoTime now) {
 ReconcileStats Reconciler::stats() const {
   std::lock_guard lk(mu_);
   return stats_;
+}
+
+std::map<std::string, std::string> Reconciler::HostErrors() const {
+  std::lock_guard lk(mu_);
+  return host_errors_;
 }
 
 std::string Reconciler::RenderDurationHistogram() const {

@@ -110,6 +110,8 @@ class Reconciler {
   Result<std::vector<wire::ServiceInfo>> Services(const std::string& host_filter = "", bool live = false);
 
   ReconcileStats stats() const;
+  // The last pass's error per failing host ("" entries are not kept). For logging changes.
+  std::map<std::string, std::string> HostErrors() const;
   // cbctld_reconcile_duration_seconds as a Prometheus histogram.
   std::string RenderDurationHistogram() const;
 
@@ -144,6 +146,7 @@ class Reconciler {
   std::atomic<bool> dirty_{true};
   ReconcileStats stats_;
   Histogram duration_hist_;
+  std::map<std::string, std::string> host_errors_;
 };
 
 }  // namespace cb::cp
