@@ -92,6 +92,7 @@ struct Agent::Impl {
   MonoTime next_follow_poll{};
   bool stop = false;
   bool trim_wanted = false;
+  std::set<int> flush_after_save;  // connections with replies waiting for the state save
   // After a start by request, one stats sample soon, so `ps` shows rss/cpu without waiting a
   // whole --stats-interval.
   std::optional<MonoTime>
@@ -335,7 +336,9 @@ struct Agent::Impl {
       c.closing = true;
       c.follows.clear();
     }
-    Flush(c);
+    // Replies go out after this step's state save (Agent::Step), so an acknowledged change
+    // is on disk.
+    flush_after_save.insert(fd);
   }
 
   // ---- child exits ----
@@ -873,6 +876,11 @@ bool Agent::Step(int timeout_ms) {
   m.sup->Step(m.clock->Now());
   m.Housekeeping();
   m.MaybeSave();
+  for (int fd : m.flush_after_save) {
+    auto it = m.conns.find(fd);
+    if (it != m.conns.end()) m.Flush(it->second);
+  }
+  m.flush_after_save.clear();
   if (m.trim_wanted) {
     m.trim_wanted = false;
     malloc_trim(0);
