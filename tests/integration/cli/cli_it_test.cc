@@ -3,6 +3,7 @@
 // the control plane's (tests/integration/controlplane/cp_harness.h); everything it starts is
 // stopped by PID when a test ends.
 #include <gtest/gtest.h>
+#include <pty.h>
 #include <sys/stat.h>
 
 #include "tests/integration/controlplane/cp_harness.h"
@@ -116,6 +117,66 @@ TEST_F(CliTest, ApplyPlanPsAndNoChangeOnReapply) {
   EXPECT_EQ(json::parse(status_json.out)["services"]["total"], 2);
   auto hosts = Cbctl({"get", "hosts", "-o", "yaml"});
   EXPECT_NE(hosts.out.find("reachable: true"), std::string::npos) << hosts.out;
+}
+
+// Runs `cbctl apply` on a pseudo-terminal and answers its question.
+struct PtyRun {
+  int rc = -1;
+  std::string screen;
+};
+PtyRun ApplyOnTerminal(const std::string& home, const std::string& addr, const std::string& token,
+                       const std::string& fleet, const std::string& answer) {
+  PtyRun r;
+  int fd = -1;
+  pid_t pid = forkpty(&fd, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    setenv("HOME", home.c_str(), 1);
+    setenv("CBCTL_SERVER", addr.c_str(), 1);
+    setenv("TERM", "xterm", 1);
+    unsetenv("NO_COLOR");
+    std::string bin = cpit::BinDir() + "/cbctl";
+    execl(bin.c_str(), "cbctl", "--token-file", token.c_str(), "apply", "-f", fleet.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool answered = false;
+  auto end = cpit::SteadyClock::now() + std::chrono::seconds(30);
+  char buf[4096];
+  while (cpit::SteadyClock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;  // EIO once the child is gone
+    r.screen.append(buf, static_cast<size_t>(n));
+    if (!answered && r.screen.find("[y/N]") != std::string::npos) {
+      std::string line = answer + "\n";
+      if (write(fd, line.data(), line.size()) < 0) break;
+      answered = true;
+    }
+  }
+  int st = 0;
+  if (waitpid(pid, &st, WNOHANG) == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+  }
+  close(fd);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+TEST_F(CliTest, ApplyAsksOnATerminal) {
+  auto no = ApplyOnTerminal(home_, world_->addr(), token_file_, fleet_, "n");
+  EXPECT_EQ(no.rc, 1) << no.screen;
+  EXPECT_NE(no.screen.find("+ sleeper"), std::string::npos) << no.screen;
+  EXPECT_NE(no.screen.find("Apply these changes? [y/N]"), std::string::npos) << no.screen;
+  EXPECT_NE(no.screen.find("Not applied"), std::string::npos) << no.screen;
+  EXPECT_NE(no.screen.find("\x1b[32m"), std::string::npos) << "colour on a terminal";
+  EXPECT_EQ(world_->Get("/v1/spec", world_->admin()).Json()["generation"], 0);
+  auto yes = ApplyOnTerminal(home_, world_->addr(), token_file_, fleet_, "y");
+  EXPECT_EQ(yes.rc, 0) << yes.screen;
+  EXPECT_NE(yes.screen.find("generation 1"), std::string::npos) << yes.screen;
+  EXPECT_EQ(world_->Get("/v1/spec", world_->admin()).Json()["generation"], 1);
+  EXPECT_TRUE(world_->WaitRunning({"ticker", "sleeper"}));
 }
 
 TEST_F(CliTest, InvalidSpecListsEveryProblemAndAppliesNothing) {
