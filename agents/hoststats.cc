@@ -652,6 +652,9 @@ Result<ProcStat> ParseProcPidStat(std::string_view content) {
       case 17:
         ok = ok && ParseNum(f, &cst);
         break;
+      case 20:
+        ok = ok && ParseNum(f, &s.num_threads);
+        break;
       case 22:
         ok = ok && ParseNum(f, &s.start_ticks);
         break;
@@ -722,6 +725,114 @@ Result<std::map<pid_t, GroupUsage>> ScanProcessGroups(const std::string& root) {
     g.processes += 1;
   }
   ::closedir(dir);
+  return out;
+}
+
+namespace {
+
+// Reads a /proc file relative to dirfd into buf (one read: these files are small).
+ssize_t ReadAt(int dfd, const char* rel, char* buf, size_t size) {
+  int fd = ::openat(dfd, rel, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return -1;
+  }
+  ssize_t r;
+  do {
+    r = ::read(fd, buf, size);
+  } while (r < 0 && errno == EINTR);
+  ::close(fd);
+  return r;
+}
+
+void AddUsage(GroupUsage* g, const ProcStat& st) {
+  static const long kPage = ::sysconf(_SC_PAGESIZE);
+  static const long kTck = ::sysconf(_SC_CLK_TCK);
+  g->rss_bytes += st.rss_pages * static_cast<uint64_t>(kPage > 0 ? kPage : 4096);
+  g->cpu_seconds += static_cast<double>(st.utime + st.stime + st.cutime + st.cstime) /
+                    static_cast<double>(kTck > 0 ? kTck : 100);
+  g->processes += 1;
+}
+
+// Appends the pids listed in a /proc/P/task/T/children file.
+void ParseChildren(std::string_view content, std::vector<pid_t>* out) {
+  for (std::string_view w : SplitWs(content)) {
+    pid_t c = 0;
+    if (ParseNum(w, &c) && c > 0) {
+      out->push_back(c);
+    }
+  }
+}
+
+}  // namespace
+
+Result<std::map<pid_t, GroupUsage>> ScanGroupsFromLeaders(const std::vector<pid_t>& pgids,
+                                                          const std::string& root) {
+  std::string proc = root + "/proc";
+  int dfd = ::open(proc.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    return Err(ErrnoError("open " + proc, errno));
+  }
+  std::map<pid_t, GroupUsage> out;
+  char path[128];
+  std::string buf(4096, '\0');
+  std::vector<pid_t> todo;
+  for (pid_t pgid : pgids) {
+    if (pgid <= 0 || out.count(pgid) != 0) {
+      continue;
+    }
+    todo.assign(1, pgid);
+    GroupUsage g;
+    bool leader_alive = false;
+    for (size_t i = 0; i < todo.size() && i < 100000; ++i) {
+      pid_t pid = todo[i];
+      (void)std::snprintf(path, sizeof path, "%d/stat", pid);
+      ssize_t r = ReadAt(dfd, path, buf.data(), buf.size());
+      if (r <= 0) {
+        continue;  // exited meanwhile
+      }
+      auto st = ParseProcPidStat(std::string_view(buf.data(), static_cast<size_t>(r)));
+      if (!st || st->state == 'Z') {
+        continue;
+      }
+      if (i == 0) {
+        leader_alive = true;
+      }
+      if (st->pgrp == pgid) {  // a descendant that moved to another group is not ours
+        AddUsage(&g, *st);
+      }
+      // Children are listed per thread; most processes have one.
+      if (st->num_threads <= 1) {
+        (void)std::snprintf(path, sizeof path, "%d/task/%d/children", pid, pid);
+        ssize_t c = ReadAt(dfd, path, buf.data(), buf.size());
+        if (c > 0) {
+          ParseChildren(std::string_view(buf.data(), static_cast<size_t>(c)), &todo);
+        }
+        continue;
+      }
+      std::string task_dir = proc + "/" + std::to_string(pid) + "/task";
+      DIR* tasks = ::opendir(task_dir.c_str());
+      if (tasks == nullptr) {
+        continue;
+      }
+      while (struct dirent* e = ::readdir(tasks)) {
+        pid_t tid = 0;
+        if (!ParseNum(std::string_view(e->d_name), &tid)) {
+          continue;
+        }
+        char cpath[128];
+        (void)std::snprintf(cpath, sizeof cpath, "%d/task/%d/children", pid, tid);
+        ssize_t c = ReadAt(dfd, cpath, buf.data(), buf.size());
+        if (c > 0) {
+          ParseChildren(std::string_view(buf.data(), static_cast<size_t>(c)), &todo);
+        }
+      }
+      ::closedir(tasks);
+    }
+    if (leader_alive) {
+      out[pgid] = g;
+    }
+  }
+  ::close(dfd);
   return out;
 }
 
@@ -859,7 +970,13 @@ Result<void> StatsSampler::SampleNow(MonoTime now, WallTime wall,
   if (!any) {
     return Ok();
   }
-  CB_TRY(auto groups, ScanProcessGroups(opts_.root));
+  std::vector<pid_t> pgids;
+  for (const auto& [name, pgid] : services) {
+    if (pgid > 0) {
+      pgids.push_back(pgid);
+    }
+  }
+  CB_TRY(auto groups, ScanGroupsFromLeaders(pgids, opts_.root));
   int64_t at_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
   for (const auto& [name, pgid] : services) {

@@ -119,6 +119,7 @@ struct ProcStat {
   pid_t ppid = 0;
   pid_t pgrp = 0;
   uint64_t utime = 0, stime = 0, cutime = 0, cstime = 0;  // clock ticks
+  int num_threads = 1;                                    // field 20
   uint64_t start_ticks = 0;                               // field 22
   uint64_t rss_pages = 0;                                 // field 24
 };
@@ -134,6 +135,15 @@ struct GroupUsage {
 // the scan are skipped. Cost: one open+read per process on the host (~5 ms for 500).
 // Failure: kIo when ROOT/proc cannot be listed.
 Result<std::map<pid_t, GroupUsage>> ScanProcessGroups(const std::string& root = "");
+
+// The same for the given groups only (a service's pgid is its leader's pid), found by walking
+// each leader's descendants through /proc/P/task/T/children: cost grows with the services'
+// own processes, not with everything on the host (the sampler uses this). Counted: the leader
+// and its descendants still in its group. Not seen: group members re-parented away from the
+// leader's tree (a double fork without setsid). A group whose leader is gone is absent.
+// Failure: kIo when ROOT/proc cannot be opened.
+Result<std::map<pid_t, GroupUsage>> ScanGroupsFromLeaders(const std::vector<pid_t>& pgids,
+                                                          const std::string& root = "");
 
 // ---- samples, history, trend ----
 

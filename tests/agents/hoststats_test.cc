@@ -377,6 +377,13 @@ TEST(HostStatsProcess, ScanSumsTheProcessGroup) {
   EXPECT_EQ(g.processes, 2);
   EXPECT_GT(g.rss_bytes, 0u);
   EXPECT_GE(g.cpu_seconds, 0.0);
+  // Walking from the leader finds the same group.
+  auto walked = ScanGroupsFromLeaders({leader, 999999999});
+  ASSERT_TRUE(walked) << walked.error().ToString();
+  ASSERT_TRUE(walked->count(leader));
+  EXPECT_EQ(walked->at(leader).processes, 2);
+  EXPECT_EQ(walked->at(leader).rss_bytes, g.rss_bytes);
+  EXPECT_FALSE(walked->count(999999999));  // no such leader
   auto self = ScanProcessGroups();
   ASSERT_TRUE(self);
   EXPECT_TRUE(self->count(::getpgrp()));
@@ -401,6 +408,42 @@ TEST(HostStatsProcess, ScanFromFixture) {
   EXPECT_EQ(g->at(10).rss_bytes, 30u * static_cast<uint64_t>(page));
   EXPECT_DOUBLE_EQ(g->at(10).cpu_seconds, 400.0 / static_cast<double>(tck));
   EXPECT_EQ(g->at(13).processes, 1);
+}
+
+TEST(HostStatsProcess, WalkFromLeadersFixture) {
+  TempDir r;
+  auto stat = [&](int pid, int ppid, int pgrp, int threads, int rss, char state = 'S') {
+    r.Put("proc/" + std::to_string(pid) + "/stat",
+          std::to_string(pid) + " (p " + std::to_string(pid) + ") " + state + " " +
+              std::to_string(ppid) + " " + std::to_string(pgrp) +
+              " 1 0 -1 0 0 0 0 0 10 10 0 0 20 0 " + std::to_string(threads) + " 0 5 0 " +
+              std::to_string(rss) + " 0\n");
+  };
+  stat(10, 1, 10, 1, 100);
+  r.Put("proc/10/task/10/children", "11 15 ");
+  stat(11, 10, 10, 1, 10);
+  r.Put("proc/11/task/11/children", "12");
+  stat(12, 11, 10, 1, 1);
+  stat(15, 10, 15, 1, 1000);  // moved to its own group: not counted for 10
+  stat(20, 1, 20, 2, 200);    // two threads: children are listed per thread
+  r.Put("proc/20/task/20/children", "");
+  r.Put("proc/20/task/21/children", "22 ");
+  stat(22, 20, 20, 1, 20);
+  stat(40, 1, 40, 1, 7, 'Z');  // a zombie leader counts as gone
+  stat(50, 1, 50, 1, 5);       // not asked for
+  auto g = ScanGroupsFromLeaders({10, 20, 30, 40}, r.path());
+  ASSERT_TRUE(g) << g.error().ToString();
+  uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  ASSERT_TRUE(g->count(10));
+  EXPECT_EQ(g->at(10).processes, 3);
+  EXPECT_EQ(g->at(10).rss_bytes, 111 * page);
+  ASSERT_TRUE(g->count(20));
+  EXPECT_EQ(g->at(20).processes, 2);
+  EXPECT_EQ(g->at(20).rss_bytes, 220 * page);
+  EXPECT_FALSE(g->count(30));
+  EXPECT_FALSE(g->count(40));
+  EXPECT_FALSE(g->count(50));
+  EXPECT_FALSE(ScanGroupsFromLeaders({1}, "/nonexistent-root"));
 }
 
 // ---- ring buffer, trend, sampler ----
