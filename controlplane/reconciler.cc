@@ -252,6 +252,15 @@ std::vector<wire::HostApplyResult> Reconciler::Pass(MonoTime now) {
     const DesiredState& d = *cur->second;
     std::vector<OverrideRecord> overrides;
     if (auto o = store_.ListOverrides()) overrides = *o;
+    // An override outlives neither its service nor its host: a service removed from the spec
+    // and added back later starts normally.
+    std::set<std::pair<std::string, std::string>> desired;
+    for (const auto& h : d.hosts) {
+      for (const auto& s : h.services) desired.insert({h.name, s.name});
+    }
+    for (const auto& o : overrides) {
+      if (!desired.count({o.host, o.name})) (void)store_.ClearOverride(o.host, o.name);
+    }
     std::set<std::string> names;
     for (const auto& h : d.hosts) {
       names.insert(h.name);

@@ -170,6 +170,23 @@ TEST_F(ReconcilerTest, StopOverrideIsLevelTriggeredAndStartClearsIt) {
   EXPECT_TRUE(ovs->empty());
 }
 
+TEST_F(ReconcilerTest, AnOverrideIsForgottenWithItsService) {
+  Put(kSpec);
+  rec_->Step(clock_.Now());
+  ASSERT_TRUE(rec_->ServiceAction("local", "web", "stop", "alice"));
+  Put(R"(apiVersion: cbctl/v1
+hosts: [{name: local, address: local}]
+services:
+  - {name: worker, command: [/bin/sleep, "200"]}
+)");
+  rec_->Step(clock_.Now());
+  EXPECT_FALSE(agent_.services.count("web"));
+  EXPECT_TRUE(store_->ListOverrides()->empty());
+  Put(kSpec);  // web comes back: it starts normally
+  rec_->Step(clock_.Now());
+  EXPECT_EQ(agent_.services["web"].state, "running");
+}
+
 TEST_F(ReconcilerTest, UnreachableAgentIsRecordedAndCountedThenRecovers) {
   Put(kSpec);
   rec_->Step(clock_.Now());
