@@ -302,6 +302,25 @@ TEST_F(CbctldIt, ScopesRestartResetAndTokens) {
   EXPECT_EQ(w.Get("/v1/services/worker/logs?tail=abc", w.admin()).status, 400);
 }
 
+TEST_F(CbctldIt, UsesTheAgentSocketGivenInTheSpecWithoutStartingOne) {
+  std::string agent_dir = w.dir() + "/own-agent";
+  pid_t agent = w.StartAgent(agent_dir);
+  std::string spec = std::string(R"(apiVersion: cbctl/v1
+hosts:
+  - {name: local, address: local, agent_socket: )") + agent_dir + R"(/agent.sock}
+services:
+  - {name: web, command: [/bin/sleep, "3600"]}
+)";
+  auto r = w.Apply(spec, 0);
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_TRUE(w.WaitRunning({"web"})) << r.body;
+  auto h = w.Get("/v1/hosts", w.admin()).Json()["hosts"][0];
+  EXPECT_EQ(h["agent_pid"].get<int64_t>(), agent) << h.dump();
+  EXPECT_NE(h["socket"].get<std::string>().find(agent_dir), std::string::npos);
+  struct stat st {};
+  EXPECT_NE(stat((w.state() + "/agents/local/agent.sock").c_str(), &st), 0) << "no agent started under the state dir";
+}
+
 TEST_F(CbctldIt, MetricsAndVersionAndHosts) {
   ApplyV1();
   auto m = w.Get("/metrics", w.admin());

@@ -227,6 +227,10 @@ class CpWorld {
     for (pid_t p : agent_pids_) {
       if (p > 1) kill(p, SIGKILL);
     }
+    for (pid_t p : own_agents_) {
+      int st;
+      waitpid(p, &st, 0);
+    }
     for (pid_t p : service_pids_) {
       if (p > 1) {
         kill(-p, SIGKILL);
@@ -278,6 +282,33 @@ class CpWorld {
     EXPECT_TRUE(up) << "cbctld did not come up: " << Log();
     return pid;
   }
+  // Starts `cbagent serve --state-dir DIR` ourselves (an agent cbctld did not start) and waits
+  // for DIR/agent.sock. Stopped by PID at the end like everything else.
+  pid_t StartAgent(const std::string& agent_dir) {
+    mkdir(agent_dir.c_str(), 0700);
+    pid_t pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);
+      int devnull = open("/dev/null", O_RDONLY);
+      int e = open((dir_ + "/own-agent.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+      dup2(devnull, 0);
+      dup2(e, 1);
+      dup2(e, 2);
+      std::vector<std::string> args = {BinDir() + "/cbagent", "serve", "--state-dir", agent_dir};
+      std::vector<char*> av;
+      for (auto& a : args) av.push_back(a.data());
+      av.push_back(nullptr);
+      execv(av[0], av.data());
+      _exit(127);
+    }
+    agent_pids_.insert(pid);
+    own_agents_.push_back(pid);
+    struct stat st {};
+    EXPECT_TRUE(WaitFor([&] { return stat((agent_dir + "/agent.sock").c_str(), &st) == 0; }, 10))
+        << ReadFile(dir_ + "/own-agent.log");
+    return pid;
+  }
+
   void Kill9Daemon() {
     pid_t p = daemon();
     kill(p, SIGKILL);
@@ -366,6 +397,7 @@ class CpWorld {
   std::string dir_, state_, admin_, addr_;
   std::vector<pid_t> daemons_;
   std::set<pid_t> agent_pids_;
+  std::vector<pid_t> own_agents_;  // our children: reaped
   std::set<pid_t> service_pids_;
 };
 
