@@ -345,9 +345,12 @@ Plan BuildPlan(const TableInfo& ti, WallTime cutover, int premake) {
     if (k.has_col) {
       p.swap.push_back("ALTER TABLE " + n.qt + " RENAME CONSTRAINT " + QuoteIdent(k.name) + " TO " + QuoteIdent(old_name));
     } else {
-      p.swap.push_back("ALTER TABLE " + n.qt + " DROP CONSTRAINT " + QuoteIdent(k.name));
-      p.swap.push_back("ALTER TABLE " + n.qt + " ADD CONSTRAINT " + QuoteIdent(old_name) +
-                       (k.type == 'p' ? " PRIMARY KEY" : " UNIQUE") + " USING INDEX " + QuoteIdent(k.new_index));
+      // The original constraint and its index stay on the old-rows partition: dropping them
+      // here would unlink the index files inside the lock, which grows with the table. The
+      // concurrently built index becomes a UNIQUE constraint that the parent's key attaches to.
+      p.swap.push_back("ALTER TABLE " + n.qt + " RENAME CONSTRAINT " + QuoteIdent(k.name) + " TO " + QuoteIdent(old_name));
+      p.swap.push_back("ALTER TABLE " + n.qt + " ADD CONSTRAINT " + QuoteIdent(DerivedName(k.name, "_part")) +
+                       " UNIQUE USING INDEX " + QuoteIdent(k.new_index));
     }
   }
   p.swap.push_back("ALTER TABLE " + n.qt + " RENAME TO " + QuoteIdent(n.old));

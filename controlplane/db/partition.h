@@ -12,8 +12,10 @@
 //   3 validate  VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: writers keep writing)
 //   4 index     CREATE UNIQUE INDEX CONCURRENTLY on <t> (pk cols…, col) for each PK/unique
 //               constraint lacking col (an invalid leftover of a killed run is dropped and rebuilt)
-//   5 swap      one transaction with lock_timeout, retried: LOCK <t>; re-point PK/unique
-//               constraints to the new indexes; rename <t> to <t>_old; move identity (sequence
+//   5 swap      one transaction with lock_timeout, retried: LOCK <t>; turn the new indexes
+//               into UNIQUE constraints (the original PK/unique constraints and their indexes
+//               stay on <t>_old, renamed *_old: dropping them would unlink index files inside
+//               the lock, a cost that grows with the table); rename <t> to <t>_old; move identity (sequence
 //               value) / serial sequence ownership; ATTACH <t>_old FOR VALUES FROM (MINVALUE) TO
 //               (cutover) — no scan, the validated CHECK implies it; rename the shell to <t>;
 //               journal the step. Writers wait only for this (milliseconds, not size-dependent).

@@ -250,13 +250,20 @@ TEST(DbPartitionIt, ConnectionKilledDuringValidateIsResumable) {
   TestDatabase tdb("pgone");
   ASSERT_TRUE(tdb.ok());
   MakeEventLog(tdb, 2000);
-  // Another session holds SHARE UPDATE EXCLUSIVE, so VALIDATE waits; then the runner's backend is killed.
+  // Once the bound step is done, another session takes SHARE UPDATE EXCLUSIVE, so VALIDATE
+  // waits (it has no lock_timeout); then the runner's backend is killed.
   auto blocker = Open(tdb.Url());
   ASSERT_TRUE(blocker);
-  ASSERT_TRUE(blocker->Exec("BEGIN; LOCK TABLE event_log IN SHARE UPDATE EXCLUSIVE MODE").has_value());
   auto db = Open(tdb.Url());
   ASSERT_TRUE(db);
   int runner_pid = db->BackendPid();
+  auto o = Opts();
+  o.after_step = [&](const std::string& s) {
+    if (s == "bound") {
+      EXPECT_TRUE(blocker->Exec("BEGIN; LOCK TABLE event_log IN SHARE UPDATE EXCLUSIVE MODE").has_value());
+    }
+    return true;
+  };
   std::thread killer([&] {
     for (int i = 0; i < 100; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -267,7 +274,7 @@ TEST(DbPartitionIt, ConnectionKilledDuringValidateIsResumable) {
       }
     }
   });
-  auto r = Partition(*db, Opts(), *RealClock::Get());
+  auto r = Partition(*db, o, *RealClock::Get());
   killer.join();
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, Code::kUnavailable) << r.error().ToString();
@@ -286,9 +293,15 @@ TEST(DbPartitionIt, CancelFromAnotherSessionLeavesItResumable) {
   ASSERT_TRUE(tdb.ok());
   MakeEventLog(tdb, 2000);
   auto blocker = Open(tdb.Url());
-  ASSERT_TRUE(blocker->Exec("BEGIN; LOCK TABLE event_log IN SHARE UPDATE EXCLUSIVE MODE").has_value());
   auto db = Open(tdb.Url());
   int runner_pid = db->BackendPid();
+  auto o = Opts();
+  o.after_step = [&](const std::string& s) {  // VALIDATE will wait for this lock
+    if (s == "bound") {
+      EXPECT_TRUE(blocker->Exec("BEGIN; LOCK TABLE event_log IN SHARE UPDATE EXCLUSIVE MODE").has_value());
+    }
+    return true;
+  };
   std::string cancel_msg;
   std::thread canceller([&] {
     auto c = Open(tdb.Url());
@@ -302,7 +315,7 @@ TEST(DbPartitionIt, CancelFromAnotherSessionLeavesItResumable) {
       }
     }
   });
-  auto r = Partition(*db, Opts(), *RealClock::Get());
+  auto r = Partition(*db, o, *RealClock::Get());
   canceller.join();
   ASSERT_FALSE(r.has_value());
   EXPECT_EQ(r.error().code, Code::kCancelled) << r.error().ToString();
