@@ -106,11 +106,11 @@ Result<std::pair<int64_t, std::shared_ptr<const DesiredState>>> Reconciler::Curr
   return std::make_pair(gen, cached_);
 }
 
-Reconciler::HostConn& Reconciler::Conn(const DesiredHost& h) {
+std::shared_ptr<Reconciler::HostConn> Reconciler::Conn(const DesiredHost& h) {
   std::lock_guard lk(mu_);
   auto& slot = conns_[h.name];
-  if (!slot) slot = std::make_unique<HostConn>();
-  return *slot;
+  if (!slot) slot = std::make_shared<HostConn>();
+  return slot;
 }
 
 Result<AgentClient*> Reconciler::Client(HostConn& hc, const DesiredHost& h, AgentHello* hello) {
@@ -147,7 +147,8 @@ wire::HostApplyResult Reconciler::ReconcileHost(const DesiredHost& h,
                                                 const std::vector<OverrideRecord>& overrides) {
   wire::HostApplyResult res;
   res.host = h.name;
-  HostConn& hc = Conn(h);
+  auto hc_ref = Conn(h);
+  HostConn& hc = *hc_ref;
   std::lock_guard lk(hc.mu);
   HostRecord rec;
   rec.name = h.name;
@@ -366,7 +367,8 @@ Result<json> Reconciler::ServiceAction(const std::string& host, const std::strin
   } else if (action == "start") {
     CB_TRY_VOID(store_.ClearOverride(host, name));
   }
-  HostConn& hc = Conn(*h);
+  auto hc_ref = Conn(*h);
+  HostConn& hc = *hc_ref;
   std::lock_guard lk(hc.mu);
   CB_TRY(AgentClient * c, Client(hc, *h, nullptr));
   auto r = c->Action(action, name);
@@ -396,7 +398,8 @@ Result<json> Reconciler::ServiceAction(const std::string& host, const std::strin
 Result<std::vector<std::string>> Reconciler::Logs(const std::string& host, const std::string& name, int tail) {
   CB_TRY(auto cur, Current());
   CB_TRY(const DesiredHost* h, FindHost(*cur.second, host));
-  HostConn& hc = Conn(*h);
+  auto hc_ref = Conn(*h);
+  HostConn& hc = *hc_ref;
   std::lock_guard lk(hc.mu);
   CB_TRY(AgentClient * c, Client(hc, *h, nullptr));
   auto r = c->Logs(name, tail);
@@ -409,7 +412,8 @@ Result<std::unique_ptr<AgentClient>> Reconciler::OpenAgent(const std::string& ho
   CB_TRY(const DesiredHost* h, FindHost(*cur.second, host));
   std::shared_ptr<Connector> conn;
   {
-    HostConn& hc = Conn(*h);
+    auto hc_ref = Conn(*h);
+  HostConn& hc = *hc_ref;
     std::lock_guard lk(hc.mu);
     std::string key = h->address + "|" + h->agent_socket;
     if (!hc.connector || hc.key != key) {
@@ -439,11 +443,11 @@ Result<std::vector<wire::ServiceInfo>> Reconciler::Services(const std::string& h
     std::string wall = FormatWallTime(clock_.WallNow());
     for (const auto& h : d.hosts) {
       if (!host_filter.empty() && h.name != host_filter) continue;
-      HostConn* hc = nullptr;
+      std::shared_ptr<HostConn> hc;
       {
         std::lock_guard lk(mu_);
         auto it = conns_.find(h.name);
-        if (it != conns_.end()) hc = it->second.get();
+        if (it != conns_.end()) hc = it->second;
       }
       if (!hc) continue;
       std::unique_lock hl(hc->mu, std::try_to_lock);

@@ -123,7 +123,9 @@ class Reconciler {
     std::unique_ptr<AgentClient> client;
   };
 
-  HostConn& Conn(const DesiredHost& h);
+  // The host's connection slot, created on first use. Shared so a slot erased by a pass (host
+  // removed from the spec) stays valid for a caller still using it.
+  std::shared_ptr<HostConn> Conn(const DesiredHost& h);
   // Connects (and hellos) when needed. Called with hc.mu held.
   Result<AgentClient*> Client(HostConn& hc, const DesiredHost& h, AgentHello* hello);
   wire::HostApplyResult ReconcileHost(const DesiredHost& h,
@@ -139,7 +141,7 @@ class Reconciler {
 
   std::mutex pass_mu_;                        // one pass at a time
   mutable std::mutex mu_;                     // guards the members below
-  std::map<std::string, std::unique_ptr<HostConn>> conns_;
+  std::map<std::string, std::shared_ptr<HostConn>> conns_;
   int64_t cached_generation_ = -1;
   std::shared_ptr<const DesiredState> cached_ = std::make_shared<const DesiredState>();
   std::optional<MonoTime> last_pass_;
