@@ -1,6 +1,7 @@
 #include "controlplane/daemon.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,7 +121,23 @@ Result<void> Serve(const ServeOptions& o, const std::atomic<bool>& stop, const C
   ApiOptions api = o.api;
   api.version = std::string(kCbctldVersion);
   ApiServer server(*store, rec, derive, clock, api);
-  CB_TRY(std::string addr, server.Bind());
+  CB_TRY(std::string addr, server.Bind());  // validates --listen / TLS first
+  // One cbctld per state dir: an exclusive lock held for the process's lifetime (released by
+  // the kernel when it exits, also on kill -9).
+  std::string lock_path = o.state_dir + "/cbctld.lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return Err(ErrnoError("open " + lock_path, errno));
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    ssize_t n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
+    ::close(lock_fd);
+    return Err(Code::kFailedPrecondition, "another cbctld (pid {}) is serving {}",
+               n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?"), o.state_dir);
+  }
+  if (::ftruncate(lock_fd, 0) == 0) {
+    std::string pid = std::to_string(::getpid());
+    (void)!::pwrite(lock_fd, pid.data(), pid.size(), 0);
+  }
   auto hp = ParseListen(api.listen);
   bool tls = !api.tls_cert.empty();
   if (hp && !IsLoopbackHost(hp->first) && !tls) {

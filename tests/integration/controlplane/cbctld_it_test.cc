@@ -321,6 +321,13 @@ services:
   EXPECT_NE(stat((w.state() + "/agents/local/agent.sock").c_str(), &st), 0) << "no agent started under the state dir";
 }
 
+TEST_F(CbctldIt, ASecondCbctldOnTheSameStateDirIsRefused) {
+  auto r = RunCmd({BinDir() + "/cbctld", "serve", "--state-dir", w.state(), "--listen", "127.0.0.1:0"}, 10);
+  EXPECT_EQ(r.rc, 1) << r.err;
+  EXPECT_NE(r.err.find("another cbctld (pid " + std::to_string(w.daemon()) + ")"), std::string::npos) << r.err;
+  EXPECT_EQ(w.Get("/v1/health", "").status, 200);
+}
+
 TEST_F(CbctldIt, MetricsAndVersionAndHosts) {
   ApplyV1();
   auto m = w.Get("/metrics", w.admin());
