@@ -6,6 +6,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -66,6 +67,26 @@ inline bool WaitFor(const std::function<bool()>& cond, double seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   return cond();
+}
+
+// Pids whose parent is `parent` (from /proc/*/stat).
+inline std::vector<pid_t> ChildrenOf(pid_t parent) {
+  std::vector<pid_t> out;
+  DIR* d = opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::string stat = ReadFile(std::string("/proc/") + e->d_name + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream ss(stat.substr(close + 2));
+    std::string state;
+    long ppid = 0;
+    ss >> state >> ppid;
+    if (ppid == parent) out.push_back(static_cast<pid_t>(std::atol(e->d_name)));
+  }
+  closedir(d);
+  return out;
 }
 
 struct RunResult {
@@ -225,7 +246,15 @@ class CpWorld {
       waitpid(p, &st, 0);
     }
     for (pid_t p : agent_pids_) {
-      if (p > 1) kill(p, SIGKILL);
+      if (p <= 1) continue;
+      // Freeze the agent so it cannot restart anything, kill the process group of every child
+      // it has (services restarted after our last look included), then the agent.
+      kill(p, SIGSTOP);
+      for (pid_t c : ChildrenOf(p)) {
+        kill(-c, SIGKILL);
+        kill(c, SIGKILL);
+      }
+      kill(p, SIGKILL);
     }
     for (pid_t p : own_agents_) {
       int st;
