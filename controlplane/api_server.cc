@@ -143,6 +143,30 @@ struct ApiServer::Impl {
   ApiMetrics metrics;
   std::atomic<int> followers{0};
 
+  static constexpr int kMaxRefusedPerSecond = 5;
+  std::mutex refused_mu;
+  std::chrono::steady_clock::time_point refused_window{};
+  int refused_in_window = 0;
+  int64_t refused_skipped = 0;
+  // Whether to record one more refused authentication now; *skipped = how many were dropped
+  // since the last recorded one (then reset).
+  bool AdmitRefused(int64_t* skipped) {
+    std::lock_guard lk(refused_mu);
+    auto now = std::chrono::steady_clock::now();
+    if (now - refused_window >= std::chrono::seconds(1)) {
+      refused_window = now;
+      refused_in_window = 0;
+    }
+    if (refused_in_window >= kMaxRefusedPerSecond) {
+      ++refused_skipped;
+      return false;
+    }
+    ++refused_in_window;
+    *skipped = refused_skipped;
+    refused_skipped = 0;
+    return true;
+  }
+
   Impl(StateStore& s, Reconciler& r, DeriveFn d, const Clock& c, ApiOptions o)
       : store(s), rec(r), derive(std::move(d)), clock(c), opt(std::move(o)) {}
 
@@ -230,7 +254,16 @@ struct ApiServer::Impl {
             }
           }
         }
-        if (!authed && (status == 401 || mutating)) {
+        if (!authed && status == 401) {
+          // Refused authentications are audited, at most kMaxRefusedPerSecond a second so a
+          // flood of bad requests cannot grow the audit log without bound; the next recorded
+          // entry says how many were left out.
+          int64_t skipped = 0;
+          if (AdmitRefused(&skipped)) {
+            Audit(ctx.actor, action, "", status, result,
+                  skipped ? fmt::format("{} ({} similar refused requests not recorded)", detail, skipped) : detail);
+          }
+        } else if (!authed && mutating) {
           Audit(ctx.actor, action, "", status, result, detail);
         }
       } else {

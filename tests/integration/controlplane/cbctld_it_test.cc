@@ -148,6 +148,14 @@ TEST_F(CbctldIt, ViewerCannotApplyAndMissingOrWrongTokenIs401WithAuditEntries) {
   EXPECT_TRUE(invalid) << audit.dump(1);
   EXPECT_TRUE(forbidden) << audit.dump(1);
 
+  // A flood of bad requests does not grow the audit log without bound.
+  for (int i = 0; i < 60; ++i) (void)w.Get("/v1/services", "");
+  auto flood = w.Get("/v1/audit?limit=1000", w.admin()).Json()["entries"];
+  int refused = 0;
+  for (const auto& e : flood) refused += e["status"] == 401 ? 1 : 0;
+  EXPECT_LT(refused, 50) << "rate-limited";
+  EXPECT_GE(refused, 3);
+
   // A revoked token is refused.
   auto rv = Http(w.addr(), "DELETE", "/v1/tokens/ro", w.admin());
   EXPECT_EQ(rv.status, 200) << rv.body;
