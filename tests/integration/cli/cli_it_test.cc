@@ -115,6 +115,8 @@ TEST_F(CliTest, ApplyPlanPsAndNoChangeOnReapply) {
   EXPECT_NE(status.out.find("1/1 reachable"), std::string::npos) << status.out;
   auto status_json = Cbctl({"status", "-o", "json"});
   EXPECT_EQ(json::parse(status_json.out)["services"]["total"], 2);
+  auto names = Cbctl({"__services"});  // what the completion scripts offer
+  EXPECT_EQ(names.out, "sleeper\nticker\n") << names.err;
   auto hosts = Cbctl({"get", "hosts", "-o", "yaml"});
   EXPECT_NE(hosts.out.find("reachable: true"), std::string::npos) << hosts.out;
 }
