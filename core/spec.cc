@@ -570,16 +570,19 @@ class SpecDecoder {
       }
     }
     GetEnum(*n, "enforced_by", p, kEnforcers, &m.enforced_by);
-    if (m.max_per_user > m.max_concurrent)
-      Error(JoinPath(p, "max_per_user"),
-            "max_per_user (" + std::to_string(m.max_per_user) + ") exceeds max_concurrent (" +
-                std::to_string(m.max_concurrent) + "): one user could never reach it",
-            "at most " + std::to_string(m.max_concurrent), std::to_string(m.max_per_user));
-    if (m.max_per_workspace > m.max_concurrent)
-      Error(JoinPath(p, "max_per_workspace"),
-            "max_per_workspace (" + std::to_string(m.max_per_workspace) +
-                ") exceeds max_concurrent (" + std::to_string(m.max_concurrent) + ")",
-            "at most " + std::to_string(m.max_concurrent), std::to_string(m.max_per_workspace));
+    auto over = [&](std::string_view key, int value, std::string_view why) {
+      if (value <= m.max_concurrent) return;
+      bool given = n->Find(key) != nullptr;
+      std::string shown = std::string(key) + (given ? " (" : " (default ") +
+                          std::to_string(value) + ")";
+      Error(JoinPath(p, key),
+            shown + " exceeds max_concurrent (" + std::to_string(m.max_concurrent) + ")" +
+                std::string(why) + (given ? "" : "; set it to at most " +
+                                                     std::to_string(m.max_concurrent)),
+            "at most " + std::to_string(m.max_concurrent), std::to_string(value));
+    };
+    over("max_per_user", m.max_per_user, ": one user could never reach it");
+    over("max_per_workspace", m.max_per_workspace, ": one workspace could never reach it");
   }
 
   void DecodeAgentRuns(FleetSpec& s) {

@@ -194,6 +194,12 @@ TEST(FleetSpec, LimitsArePositiveAndOrdered) {
   EXPECT_TRUE(Find(Errors("agent_process_manager: {max_concurrent: many}\n"),
                    "agent_process_manager.max_concurrent", "expected an integer, found many"));
   MustParse("agent_process_manager: {max_concurrent: 10, max_per_user: 10, max_per_workspace: 10}\n");
+  // A default that no longer fits says so.
+  auto by_default = Errors("agent_process_manager: {max_concurrent: 15}\n");
+  const Problem* p = Find(by_default, "agent_process_manager.max_per_workspace",
+                          "max_per_workspace (default 20) exceeds max_concurrent (15)");
+  ASSERT_TRUE(p) << Dump(by_default);
+  EXPECT_NE(p->message.find("set it to at most 15"), std::string::npos);
 }
 
 TEST(FleetSpec, HostsAreUniqueValidAndReferencesDefined) {
