@@ -9,7 +9,8 @@
 //   3. `ps`, then level-trigger the overrides: a service with a stopped override that runs is
 //      stopped; one without an override that the agent reports `stopped` is started,
 //   4. store what `ps` said and the host's reachability.
-// Hosts the store knows that the spec no longer has get an empty apply and are forgotten.
+// Hosts the store knows that the spec no longer has get an empty apply and are forgotten;
+// overrides of services no longer in the spec are forgotten too.
 // A pass runs when MarkDirty() was called or `period` passed since the last one. Errors of one
 // host do not stop the others; they are recorded on the host and counted.
 //
