@@ -1,9 +1,10 @@
 #include "cli/app.h"
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <climits>
 #include <cstring>
-#include <unistd.h>
 #include <iostream>
 #include <map>
 
@@ -107,7 +108,8 @@ std::string ScanPath(int argc, const char* const* argv, std::string* unknown) {
     if (cur != nullptr && !IsGroup(*cur)) break;  // a leaf: the rest are arguments
     bool found = false;
     for (const auto* c : Children(path)) {
-      if (c->path.substr(c->path.rfind(' ') == std::string_view::npos ? 0 : c->path.rfind(' ') + 1) == w) {
+      if (c->path.substr(
+              c->path.rfind(' ') == std::string_view::npos ? 0 : c->path.rfind(' ') + 1) == w) {
         path = std::string(c->path);
         found = true;
         break;
@@ -140,8 +142,9 @@ int ExecFull(int argc, const char* const* argv, Io& io) {
   av.push_back(nullptr);
   execv(full.c_str(), av.data());
   int err = errno;
-  io.err << "cbctl: error: this command is run by " << full << ", which cannot be started: "
-         << std::strerror(err) << " (reinstall cbctl with cbctl-full beside it)\n";
+  io.err << "cbctl: error: this command is run by " << full
+         << ", which cannot be started: " << std::strerror(err)
+         << " (reinstall cbctl with cbctl-full beside it)\n";
   return kExitFailure;
 }
 
@@ -162,7 +165,8 @@ int Run(int argc, const char* const* argv, Io& io) {
     if (f.key == "server") opt = root.add_option("--server", global.server, std::string(f.help));
     if (f.key == "token-file")
       opt = root.add_option("--token-file", global.token_file, std::string(f.help));
-    if (f.key == "no-color") opt = root.add_flag("--no-color", global.no_color, std::string(f.help));
+    if (f.key == "no-color")
+      opt = root.add_flag("--no-color", global.no_color, std::string(f.help));
     if (opt && !f.value_name.empty()) opt->type_name(std::string(f.value_name));
   }
 
@@ -174,8 +178,7 @@ int Run(int argc, const char* const* argv, Io& io) {
   for (const auto& cmd : CommandTable()) {
     auto words = PathWords(cmd.path);
     std::string parent;
-    for (size_t i = 0; i + 1 < words.size(); ++i)
-      parent += (i ? " " : "") + std::string(words[i]);
+    for (size_t i = 0; i + 1 < words.size(); ++i) parent += (i ? " " : "") + std::string(words[i]);
     CLI::App* parent_app = apps.count(parent) ? apps[parent] : &root;
     std::string summary(cmd.summary);
     if (cmd.needs_daemon) summary += " [cbctld]";
@@ -211,9 +214,11 @@ int Run(int argc, const char* const* argv, Io& io) {
     }
     std::string msg = "unknown command '" + (scanned.empty() ? "" : scanned + " ") + unknown + "'";
     std::string guess = DidYouMean(unknown, names);
-    if (!guess.empty()) msg += " (did you mean '" + (scanned.empty() ? "" : scanned + " ") + guess + "'?)";
+    if (!guess.empty())
+      msg += " (did you mean '" + (scanned.empty() ? "" : scanned + " ") + guess + "'?)";
     io.err << Paint("cbctl: error: ", Color::kRed, color_err) << msg << "\n";
-    io.err << "Run 'cbctl " << (scanned.empty() ? "" : scanned + " ") << "--help' for the commands.\n";
+    io.err << "Run 'cbctl " << (scanned.empty() ? "" : scanned + " ")
+           << "--help' for the commands.\n";
     return kExitUsage;
   }
   const Command* scanned_cmd = scanned.empty() ? nullptr : FindCommand(scanned);
@@ -256,15 +261,20 @@ int Run(int argc, const char* const* argv, Io& io) {
     CLI::Option* opt = chosen_app->get_option_no_throw(first);
     if (opt != nullptr && opt->count() > 0) a.given.insert(std::string(f.key));
   }
-  Invocation inv{*chosen, a, global, io, ShouldColor(io.out_tty, global.no_color),
+  Invocation inv{*chosen,
+                 a,
+                 global,
+                 io,
+                 ShouldColor(io.out_tty, global.no_color),
                  ShouldColor(io.err_tty, global.no_color)};
   try {
     return chosen->handler(inv);
   } catch (const std::exception& e) {
     // A bug: handlers return errors as values. Say where, do not crash with a trace.
-    return PrintError(inv, std::string("internal error in 'cbctl ") + std::string(chosen->path) +
-                               "': " + e.what(),
-                      kExitFailure);
+    return PrintError(
+        inv,
+        std::string("internal error in 'cbctl ") + std::string(chosen->path) + "': " + e.what(),
+        kExitFailure);
   }
 }
 

@@ -19,7 +19,8 @@ namespace cb::cli {
 namespace {
 
 std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
+  while (!s.empty() &&
+         (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t'))
     s.pop_back();
   size_t b = 0;
   while (b < s.size() && (s[b] == ' ' || s[b] == '\t')) ++b;
@@ -84,7 +85,8 @@ Result<FileConfig> LoadConfigFile(const std::string& path, const EnvFn& env,
     return Err(Code::kInvalidArgument, "{}", msg);
   }
   if (!fc.token.empty() && (st.st_mode & 077) != 0)
-    warnings->push_back("config file " + path + " holds a token and can be read by other users (mode " +
+    warnings->push_back("config file " + path +
+                        " holds a token and can be read by other users (mode " +
                         ModeString(st.st_mode) + "); run: chmod 600 " + path);
   fc.token_file = ExpandHome(fc.token_file, env);
   fc.ca_file = ExpandHome(fc.ca_file, env);
@@ -98,8 +100,7 @@ Result<std::string> NormalizeServer(std::string_view s) {
   if (v.empty()) return Err(Code::kInvalidArgument, "empty server address");
   if (!v.starts_with("http://") && !v.starts_with("https://")) {
     if (v.find("://") != std::string::npos)
-      return Err(Code::kInvalidArgument,
-                 "server '{}': only http:// and https:// are supported", v);
+      return Err(Code::kInvalidArgument, "server '{}': only http:// and https:// are supported", v);
     v = "http://" + v;
   }
   while (v.size() > 8 && v.back() == '/') v.pop_back();
@@ -212,9 +213,8 @@ Error TransportError(const ClientConfig& c, httplib::Error e, double read_timeou
     case httplib::Error::SSLConnection:
     case httplib::Error::SSLLoadingCerts:
     case httplib::Error::SSLServerVerification:
-      return Error{Code::kUnavailable,
-                   "TLS with " + where + " failed (" + httplib::to_string(e) +
-                       "); for a private CA set ca_file: in " + c.config_path};
+      return Error{Code::kUnavailable, "TLS with " + where + " failed (" + httplib::to_string(e) +
+                                           "); for a private CA set ca_file: in " + c.config_path};
     default:
       break;
   }
@@ -233,20 +233,22 @@ Error TransportError(const ClientConfig& c, httplib::Error e, double read_timeou
       why = httplib::to_string(e);
       for (auto& ch : why) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   }
-  return Error{Code::kUnavailable,
-               "cannot reach " + where + ": " + why +
-                   ". Start it with 'cbctld serve --state-dir DIR', or point cbctl at it with "
-                   "--server, CBCTL_SERVER or server: in " +
-                   (c.config_path.empty() ? std::string("~/.config/cbctl/config.yaml")
-                                          : c.config_path)};
+  return Error{
+      Code::kUnavailable,
+      "cannot reach " + where + ": " + why +
+          ". Start it with 'cbctld serve --state-dir DIR', or point cbctl at it with "
+          "--server, CBCTL_SERVER or server: in " +
+          (c.config_path.empty() ? std::string("~/.config/cbctl/config.yaml") : c.config_path)};
 }
 
 Error HttpError(const ClientConfig& c, int status, const std::string& body) {
   Error e = wire::ErrorFromReply(status, body);
   if (e.code == Code::kUnauthenticated) {
     if (c.token.empty())
-      e.message += " — no token found: give --token-file FILE, set CBCTL_TOKEN, or put "
-                   "token_file: in " + c.config_path;
+      e.message +=
+          " — no token found: give --token-file FILE, set CBCTL_TOKEN, or put "
+          "token_file: in " +
+          c.config_path;
     else
       e.message += " — the token from " + c.token_source + " was refused";
   }

@@ -19,11 +19,10 @@
 
 #include <functional>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "cli/command.h"
 #include "core/result.h"
@@ -31,12 +30,12 @@
 namespace cb::cli {
 
 struct ClientConfig {
-  std::string server;           // normalised: "http://127.0.0.1:7390" (no trailing '/')
-  std::string server_source;    // "--server", "CBCTL_SERVER", "<config path>", "the default"
-  std::string token;            // "" = none found
-  std::string token_source;     // "--token-file /p", "CBCTL_TOKEN", "<config path>", ""
-  std::string ca_file;          // "" = the system's CAs
-  std::string config_path;      // the config file that was looked for
+  std::string server;                 // normalised: "http://127.0.0.1:7390" (no trailing '/')
+  std::string server_source;          // "--server", "CBCTL_SERVER", "<config path>", "the default"
+  std::string token;                  // "" = none found
+  std::string token_source;           // "--token-file /p", "CBCTL_TOKEN", "<config path>", ""
+  std::string ca_file;                // "" = the system's CAs
+  std::string config_path;            // the config file that was looked for
   std::vector<std::string> warnings;  // to print on stderr (token file readable by others, …)
 };
 

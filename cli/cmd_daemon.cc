@@ -23,12 +23,15 @@ namespace {
 
 using nlohmann::json;
 
-int Fail(Invocation& inv, const Error& e) { return PrintError(inv, e.message, ExitCodeFor(e.code)); }
+int Fail(Invocation& inv, const Error& e) {
+  return PrintError(inv, e.message, ExitCodeFor(e.code));
+}
 
 // Where cbctld is and which token to use could not be worked out: a bad --server, a bad
 // config file (usage, 64), or a token file that cannot be read (1).
 int FailConfig(Invocation& inv, const Error& e) {
-  return PrintError(inv, e.message, e.code == Code::kInvalidArgument ? kExitUsage : ExitCodeFor(e.code));
+  return PrintError(inv, e.message,
+                    e.code == Code::kInvalidArgument ? kExitUsage : ExitCodeFor(e.code));
 }
 
 Format OutputFormat(const Invocation& inv) {
@@ -56,7 +59,8 @@ Result<T> DecodeReply(const Result<json>& r, std::string_view what) {
 
 Result<std::string> ReadSpecFile(Invocation& inv, const std::string& file) {
   if (file == "-") {
-    return std::string((std::istreambuf_iterator<char>(inv.io.in)), std::istreambuf_iterator<char>());
+    return std::string((std::istreambuf_iterator<char>(inv.io.in)),
+                       std::istreambuf_iterator<char>());
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) return tl::unexpected(ErrnoError("cannot read " + file, errno));
@@ -168,8 +172,9 @@ int CmdApply(Invocation& inv) {
   }
   (*api)->SetReadTimeout(300);
   Progress progress(inv.io.err, inv.io.err_tty, "applying");
-  auto r = (*api)->Post("/v1/spec/apply", json(wire::SpecRequest{*text, file == "-" ? "<stdin>" : file}),
-                        {{"If-Match", std::to_string(plan->current_generation)}});
+  auto r =
+      (*api)->Post("/v1/spec/apply", json(wire::SpecRequest{*text, file == "-" ? "<stdin>" : file}),
+                   {{"If-Match", std::to_string(plan->current_generation)}});
   progress.Done();
   auto applied = DecodeReply<wire::ApplyResponse>(r, "apply");
   if (!applied) {
@@ -182,9 +187,8 @@ int CmdApply(Invocation& inv) {
   for (const auto& h : applied->hosts) {
     if (!h.ok) {
       host_failed = true;
-      inv.io.err << Paint("warning: ", Color::kYellow, inv.color_err) << "host " << h.host
-                 << ": " << OptStr(h.error)
-                 << " (the spec is stored; cbctld keeps trying to reach it)\n";
+      inv.io.err << Paint("warning: ", Color::kYellow, inv.color_err) << "host " << h.host << ": "
+                 << OptStr(h.error) << " (the spec is stored; cbctld keeps trying to reach it)\n";
     }
   }
   if (format != Format::kTable) {
@@ -265,8 +269,9 @@ int CmdGetHosts(Invocation& inv) {
     PrintStructured(inv.io.out, json(*hosts), format);
     return kExitOk;
   }
-  Table t({"HOST", "ADDRESS", "REACHABLE", "AGENT", "AGENT PID", "SERVICES", "LAST SEEN", "LAST ERROR"},
-          {false, false, false, false, true, true, false, false});
+  Table t(
+      {"HOST", "ADDRESS", "REACHABLE", "AGENT", "AGENT PID", "SERVICES", "LAST SEEN", "LAST ERROR"},
+      {false, false, false, false, true, true, false, false});
   for (const auto& h : hosts->hosts) {
     t.Row({h.name, h.address, h.reachable ? "yes" : "no", OrDash(OptStr(h.agent)),
            h.agent_pid ? std::to_string(*h.agent_pid) : "-", std::to_string(h.services),
@@ -391,7 +396,8 @@ int ServiceAction(Invocation& inv, std::string_view verb) {
   auto api = Connect(inv);
   if (!api) return FailConfig(inv, api.error());
   (*api)->SetReadTimeout(120);
-  std::string path = "/v1/services/" + EncodePathSegment(addr->ToString()) + "/" + std::string(verb);
+  std::string path =
+      "/v1/services/" + EncodePathSegment(addr->ToString()) + "/" + std::string(verb);
   auto r = DecodeReply<wire::ServiceActionResponse>((*api)->Post(path, json::object()), "service");
   if (!r) return Fail(inv, r.error());
   if (format != Format::kTable) {
@@ -422,16 +428,16 @@ int CmdLogs(Invocation& inv) {
   char* end = nullptr;
   long n = std::strtol(tail.c_str(), &end, 10);
   if (tail.empty() || *end != '\0' || n < 0 || n > 10000)
-    return PrintUsageError(inv, "--tail: expected a number of lines from 0 to 10000, found '" +
-                                    tail + "'");
+    return PrintUsageError(
+        inv, "--tail: expected a number of lines from 0 to 10000, found '" + tail + "'");
   bool follow = inv.args.Flag("follow");
   if (follow && format != Format::kTable)
     return PrintUsageError(inv, "--follow streams plain lines; it cannot be combined with -o " +
                                     inv.args.Get("output"));
   auto api = Connect(inv);
   if (!api) return FailConfig(inv, api.error());
-  std::string path = "/v1/services/" + EncodePathSegment(addr->ToString()) +
-                     "/logs?tail=" + std::to_string(n);
+  std::string path =
+      "/v1/services/" + EncodePathSegment(addr->ToString()) + "/logs?tail=" + std::to_string(n);
   if (follow) {
     (*api)->SetReadTimeout(0);
     auto r = (*api)->Stream(path + "&follow=1", [&](std::string_view chunk) {
@@ -458,11 +464,12 @@ int CmdAudit(Invocation& inv) {
   char* end = nullptr;
   long n = std::strtol(limit.c_str(), &end, 10);
   if (limit.empty() || *end != '\0' || n < 1 || n > 10000)
-    return PrintUsageError(inv, "--limit: expected a number from 1 to 10000, found '" + limit + "'");
+    return PrintUsageError(inv,
+                           "--limit: expected a number from 1 to 10000, found '" + limit + "'");
   auto api = Connect(inv);
   if (!api) return FailConfig(inv, api.error());
-  auto audit = DecodeReply<wire::AuditResponse>(
-      (*api)->Get("/v1/audit?limit=" + std::to_string(n)), "audit");
+  auto audit = DecodeReply<wire::AuditResponse>((*api)->Get("/v1/audit?limit=" + std::to_string(n)),
+                                                "audit");
   if (!audit) return Fail(inv, audit.error());
   if (format != Format::kTable) {
     PrintStructured(inv.io.out, json(*audit), format);
@@ -519,11 +526,12 @@ int CmdTokenList(Invocation& inv) {
   Table t({"ID", "NAME", "SCOPE", "CREATED", "BY", "LAST USED", "REVOKED"},
           {true, false, false, false, false, false, false});
   for (const auto& tk : r->tokens) {
-    t.Row({std::to_string(tk.id), tk.name, tk.scope, ShortTime(tk.created_at), OrDash(tk.created_by),
-           ShortTime(OptStr(tk.last_used_at)), ShortTime(OptStr(tk.revoked_at))},
-          {Color::kNone, Color::kNone, Color::kNone, Color::kNone, Color::kNone, Color::kNone,
-           tk.revoked_at ? Color::kRed : Color::kNone},
-          inv.color_out);
+    t.Row(
+        {std::to_string(tk.id), tk.name, tk.scope, ShortTime(tk.created_at), OrDash(tk.created_by),
+         ShortTime(OptStr(tk.last_used_at)), ShortTime(OptStr(tk.revoked_at))},
+        {Color::kNone, Color::kNone, Color::kNone, Color::kNone, Color::kNone, Color::kNone,
+         tk.revoked_at ? Color::kRed : Color::kNone},
+        inv.color_out);
   }
   inv.io.out << t.Render(inv.color_out);
   return kExitOk;
@@ -547,9 +555,8 @@ int CmdTokenRevoke(Invocation& inv) {
 // ---- completion helper ----
 
 int CmdCompleteServices(Invocation& inv) {
-  auto config = ResolveClientConfig(inv.global, [](const char* n) {
-    return static_cast<const char*>(std::getenv(n));
-  });
+  auto config = ResolveClientConfig(
+      inv.global, [](const char* n) { return static_cast<const char*>(std::getenv(n)); });
   if (!config) return kExitFailure;
   ApiClient api(*config);
   api.SetReadTimeout(2);

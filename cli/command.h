@@ -37,8 +37,8 @@ enum class Complete {
 
 struct Flag {
   FlagKind kind = FlagKind::kBool;
-  std::string_view names;          // CLI11 spelling: "-f,--file"; positional: "file"
-  std::string_view key;            // the name handlers look it up by: "file"
+  std::string_view names;  // CLI11 spelling: "-f,--file"; positional: "file"
+  std::string_view key;    // the name handlers look it up by: "file"
   std::string_view help;
   std::string_view value_name;     // "FILE" (shown in help, man and completion)
   std::string_view default_value;  // "" = none
@@ -91,13 +91,13 @@ struct Invocation {
 using Handler = int (*)(Invocation&);
 
 struct Command {
-  std::string_view path;       // "svc start"; words separated by one space
-  std::string_view summary;    // one line, no final period
-  Handler handler = nullptr;   // null: a group, or a heavy handler not linked (cli/handlers.h)
-  bool needs_daemon = false;   // talks to cbctld (shown in help and man)
+  std::string_view path;      // "svc start"; words separated by one space
+  std::string_view summary;   // one line, no final period
+  Handler handler = nullptr;  // null: a group, or a heavy handler not linked (cli/handlers.h)
+  bool needs_daemon = false;  // talks to cbctld (shown in help and man)
   std::vector<Flag> flags;
-  std::string_view details;    // paragraphs for --help and the man page; may be empty
-  bool hidden = false;         // left out of help, completion and man (internal helpers)
+  std::string_view details;  // paragraphs for --help and the man page; may be empty
+  bool hidden = false;       // left out of help, completion and man (internal helpers)
 };
 
 // The whole table, groups included, in display order.
@@ -112,8 +112,8 @@ std::vector<const Command*> Children(std::string_view path);
 bool IsGroup(const Command& c);
 
 // Common flags, reused by many rows.
-extern const Flag kOutputFlag;      // -o, --output table|json|yaml
-extern const Flag kSpecFileFlag;    // -f, --file FILE (required)
+extern const Flag kOutputFlag;    // -o, --output table|json|yaml
+extern const Flag kSpecFileFlag;  // -f, --file FILE (required)
 
 // Errors and usage, printed the same way everywhere: "cbctl: error: ..." on stderr.
 int PrintError(Invocation& inv, std::string_view message, int exit_code);

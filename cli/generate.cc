@@ -143,8 +143,7 @@ std::string Bash() {
       if (!TakesValue(f)) continue;
       Spelling sp = Spell(f);
       for (const auto& n : {sp.short_name, sp.long_name})
-        if (!n.empty())
-          s += "    " + ShQuote(std::string(c->path) + "|" + n) + ") return 0 ;;\n";
+        if (!n.empty()) s += "    " + ShQuote(std::string(c->path) + "|" + n) + ") return 0 ;;\n";
     }
   }
   s += "  esac\n  return 1\n}\n\n";
@@ -180,38 +179,37 @@ std::string Bash() {
     for (const auto& n : {sp.short_name, sp.long_name})
       if (!n.empty()) globals += " " + n;
   }
-  s +=
-      "_cbctl() {\n"
-      "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
-      "  local cmdpath=\"\" npos=0 i w\n"
-      "  COMPREPLY=()\n"
-      "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
-      "    w=\"${COMP_WORDS[i]}\"\n"
-      "    if _cbctl_takes_value \"$cmdpath\" \"$w\"; then ((i++)); continue; fi\n"
-      "    [[ \"$w\" == -* ]] && continue\n"
-      "    if [[ \" $(_cbctl_subcommands \"$cmdpath\") \" == *\" $w \"* ]]; then\n"
-      "      cmdpath=\"${cmdpath:+$cmdpath }$w\"; npos=0\n"
-      "    else\n"
-      "      ((npos++))\n"
-      "    fi\n"
-      "  done\n"
-      "  if ((COMP_CWORD > 1)) && _cbctl_takes_value \"$cmdpath\" \"$prev\"; then\n"
-      "    _cbctl_value \"$cmdpath\" \"$prev\"; return 0\n"
-      "  fi\n"
-      "  if [[ \"$cur\" == -* ]]; then\n"
-      "    COMPREPLY=($(compgen -W \"$(_cbctl_flags \"$cmdpath\")" +
-      globals +
-      " --help\" -- \"$cur\"))\n"
-      "    return 0\n"
-      "  fi\n"
-      "  local subs\n"
-      "  subs=\"$(_cbctl_subcommands \"$cmdpath\")\"\n"
-      "  if [[ -n \"$subs\" ]]; then\n"
-      "    COMPREPLY=($(compgen -W \"$subs\" -- \"$cur\")); return 0\n"
-      "  fi\n"
-      "  _cbctl_value \"$cmdpath\" \"#$npos\"\n"
-      "}\n"
-      "complete -o filenames -F _cbctl cbctl\n";
+  s += "_cbctl() {\n"
+       "  local cur=\"${COMP_WORDS[COMP_CWORD]}\" prev=\"${COMP_WORDS[COMP_CWORD-1]}\"\n"
+       "  local cmdpath=\"\" npos=0 i w\n"
+       "  COMPREPLY=()\n"
+       "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
+       "    w=\"${COMP_WORDS[i]}\"\n"
+       "    if _cbctl_takes_value \"$cmdpath\" \"$w\"; then ((i++)); continue; fi\n"
+       "    [[ \"$w\" == -* ]] && continue\n"
+       "    if [[ \" $(_cbctl_subcommands \"$cmdpath\") \" == *\" $w \"* ]]; then\n"
+       "      cmdpath=\"${cmdpath:+$cmdpath }$w\"; npos=0\n"
+       "    else\n"
+       "      ((npos++))\n"
+       "    fi\n"
+       "  done\n"
+       "  if ((COMP_CWORD > 1)) && _cbctl_takes_value \"$cmdpath\" \"$prev\"; then\n"
+       "    _cbctl_value \"$cmdpath\" \"$prev\"; return 0\n"
+       "  fi\n"
+       "  if [[ \"$cur\" == -* ]]; then\n"
+       "    COMPREPLY=($(compgen -W \"$(_cbctl_flags \"$cmdpath\")" +
+       globals +
+       " --help\" -- \"$cur\"))\n"
+       "    return 0\n"
+       "  fi\n"
+       "  local subs\n"
+       "  subs=\"$(_cbctl_subcommands \"$cmdpath\")\"\n"
+       "  if [[ -n \"$subs\" ]]; then\n"
+       "    COMPREPLY=($(compgen -W \"$subs\" -- \"$cur\")); return 0\n"
+       "  fi\n"
+       "  _cbctl_value \"$cmdpath\" \"#$npos\"\n"
+       "}\n"
+       "complete -o filenames -F _cbctl cbctl\n";
   return s;
 }
 
@@ -252,9 +250,8 @@ std::string Zsh() {
     if (kids.empty()) continue;
     s += "    " + ShQuote(p) + ") reply=(";
     for (size_t i = 0; i < kids.size(); ++i) {
-      s += (i ? " " : "") +
-           ShQuote(ZshEscapeDescribe(LastWord(kids[i]->path)) + ":" +
-                   ZshEscapeDescribe(kids[i]->summary));
+      s += (i ? " " : "") + ShQuote(ZshEscapeDescribe(LastWord(kids[i]->path)) + ":" +
+                                    ZshEscapeDescribe(kids[i]->summary));
     }
     s += ") ;;\n";
   }
@@ -290,8 +287,7 @@ std::string Zsh() {
       if (!TakesValue(f)) continue;
       Spelling sp = Spell(f);
       for (const auto& n : {sp.short_name, sp.long_name})
-        if (!n.empty())
-          s += "    " + ShQuote(std::string(c->path) + "|" + n) + ") return 0 ;;\n";
+        if (!n.empty()) s += "    " + ShQuote(std::string(c->path) + "|" + n) + ") return 0 ;;\n";
     }
   }
   s += "  esac\n  return 1\n}\n\n";
@@ -308,8 +304,8 @@ std::string Zsh() {
       Spelling sp = Spell(f);
       for (const auto& n : {sp.short_name, sp.long_name})
         if (!n.empty())
-          s += "    " + ShQuote(std::string(c->path) + "|" + n) + ") " + ZshValueAction(f) +
-               " ;;\n";
+          s +=
+              "    " + ShQuote(std::string(c->path) + "|" + n) + ") " + ZshValueAction(f) + " ;;\n";
     }
     auto pos = Positionals(*c);
     for (size_t i = 0; i < pos.size(); ++i) {
@@ -320,38 +316,37 @@ std::string Zsh() {
     }
   }
   s += "  esac\n}\n\n";
-  s +=
-      "_cbctl() {\n"
-      "  local cmdpath=\"\" npos=0 i w cur=${words[CURRENT]} prev=${words[CURRENT-1]}\n"
-      "  local -a reply\n"
-      "  for ((i = 2; i < CURRENT; i++)); do\n"
-      "    w=${words[i]}\n"
-      "    if _cbctl_takes_value \"$cmdpath\" \"$w\"; then ((i++)); continue; fi\n"
-      "    [[ $w == -* ]] && continue\n"
-      "    _cbctl_subcommands \"$cmdpath\"\n"
-      "    if (( ${reply[(I)${(b)w}:*]} )); then\n"
-      "      cmdpath=\"${cmdpath:+$cmdpath }$w\"; npos=0\n"
-      "    else\n"
-      "      ((npos++))\n"
-      "    fi\n"
-      "  done\n"
-      "  if (( CURRENT > 2 )) && _cbctl_takes_value \"$cmdpath\" \"$prev\"; then\n"
-      "    _cbctl_value \"$cmdpath\" \"$prev\"; return\n"
-      "  fi\n"
-      "  if [[ $cur == -* ]]; then\n"
-      "    _cbctl_flags \"$cmdpath\"; _describe -t flags 'flag' reply; return\n"
-      "  fi\n"
-      "  _cbctl_subcommands \"$cmdpath\"\n"
-      "  if (( ${#reply} )); then\n"
-      "    _describe -t commands 'cbctl command' reply; return\n"
-      "  fi\n"
-      "  _cbctl_value \"$cmdpath\" \"#$npos\"\n"
-      "}\n\n"
-      "if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then\n"
-      "  _cbctl \"$@\"\n"
-      "else\n"
-      "  compdef _cbctl cbctl\n"
-      "fi\n";
+  s += "_cbctl() {\n"
+       "  local cmdpath=\"\" npos=0 i w cur=${words[CURRENT]} prev=${words[CURRENT-1]}\n"
+       "  local -a reply\n"
+       "  for ((i = 2; i < CURRENT; i++)); do\n"
+       "    w=${words[i]}\n"
+       "    if _cbctl_takes_value \"$cmdpath\" \"$w\"; then ((i++)); continue; fi\n"
+       "    [[ $w == -* ]] && continue\n"
+       "    _cbctl_subcommands \"$cmdpath\"\n"
+       "    if (( ${reply[(I)${(b)w}:*]} )); then\n"
+       "      cmdpath=\"${cmdpath:+$cmdpath }$w\"; npos=0\n"
+       "    else\n"
+       "      ((npos++))\n"
+       "    fi\n"
+       "  done\n"
+       "  if (( CURRENT > 2 )) && _cbctl_takes_value \"$cmdpath\" \"$prev\"; then\n"
+       "    _cbctl_value \"$cmdpath\" \"$prev\"; return\n"
+       "  fi\n"
+       "  if [[ $cur == -* ]]; then\n"
+       "    _cbctl_flags \"$cmdpath\"; _describe -t flags 'flag' reply; return\n"
+       "  fi\n"
+       "  _cbctl_subcommands \"$cmdpath\"\n"
+       "  if (( ${#reply} )); then\n"
+       "    _describe -t commands 'cbctl command' reply; return\n"
+       "  fi\n"
+       "  _cbctl_value \"$cmdpath\" \"#$npos\"\n"
+       "}\n\n"
+       "if [[ ${zsh_eval_context[-1]} == loadautofunc ]]; then\n"
+       "  _cbctl \"$@\"\n"
+       "else\n"
+       "  compdef _cbctl cbctl\n"
+       "fi\n";
   return s;
 }
 
@@ -395,39 +390,38 @@ std::string Fish() {
     }
   }
   s += "\n            return 0\n    end\n    return 1\nend\n\n";
-  s +=
-      "# The command path typed so far, after a '^' (so the top level is '^').\n"
-      "function __cbctl_path\n"
-      "    set -l tokens (commandline -opc)\n"
-      "    set -e tokens[1]\n"
-      "    set -l cmdpath ''\n"
-      "    set -l skip 0\n"
-      "    for w in $tokens\n"
-      "        if test $skip = 1\n"
-      "            set skip 0\n"
-      "            continue\n"
-      "        end\n"
-      "        if __cbctl_takes_value \"$cmdpath\" $w\n"
-      "            set skip 1\n"
-      "            continue\n"
-      "        end\n"
-      "        if string match -q -- '-*' $w\n"
-      "            continue\n"
-      "        end\n"
-      "        if contains -- $w (__cbctl_subcommands \"$cmdpath\")\n"
-      "            if test -z \"$cmdpath\"\n"
-      "                set cmdpath $w\n"
-      "            else\n"
-      "                set cmdpath \"$cmdpath $w\"\n"
-      "            end\n"
-      "        end\n"
-      "    end\n"
-      "    echo \"^$cmdpath\"\n"
-      "end\n\n"
-      "function __cbctl_at\n"
-      "    test (__cbctl_path) = \"^$argv[1]\"\n"
-      "end\n\n"
-      "complete -c cbctl -f\n";
+  s += "# The command path typed so far, after a '^' (so the top level is '^').\n"
+       "function __cbctl_path\n"
+       "    set -l tokens (commandline -opc)\n"
+       "    set -e tokens[1]\n"
+       "    set -l cmdpath ''\n"
+       "    set -l skip 0\n"
+       "    for w in $tokens\n"
+       "        if test $skip = 1\n"
+       "            set skip 0\n"
+       "            continue\n"
+       "        end\n"
+       "        if __cbctl_takes_value \"$cmdpath\" $w\n"
+       "            set skip 1\n"
+       "            continue\n"
+       "        end\n"
+       "        if string match -q -- '-*' $w\n"
+       "            continue\n"
+       "        end\n"
+       "        if contains -- $w (__cbctl_subcommands \"$cmdpath\")\n"
+       "            if test -z \"$cmdpath\"\n"
+       "                set cmdpath $w\n"
+       "            else\n"
+       "                set cmdpath \"$cmdpath $w\"\n"
+       "            end\n"
+       "        end\n"
+       "    end\n"
+       "    echo \"^$cmdpath\"\n"
+       "end\n\n"
+       "function __cbctl_at\n"
+       "    test (__cbctl_path) = \"^$argv[1]\"\n"
+       "end\n\n"
+       "complete -c cbctl -f\n";
   for (const auto& f : GlobalFlags()) {
     Spelling sp = Spell(f);
     std::string line = "complete -c cbctl";
@@ -556,15 +550,16 @@ std::string ManPage() {
   s += "\\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n";
   s += ".SH DESCRIPTION\n";
   s += Roff(
-      "cbctl is the command line of a Codebolt fleet. It keeps the fleet's desired state in a "
-      "fleet spec (fleet.yaml), which cbctld, a small daemon, stores and makes the hosts "
-      "match through the cbagent supervisor on each host. The commands that say \"Talks to "
-      "cbctld\" (marked [cbctld] in --help) reach that daemon over HTTP; the others work on "
-      "their own.") +
+           "cbctl is the command line of a Codebolt fleet. It keeps the fleet's desired state in a "
+           "fleet spec (fleet.yaml), which cbctld, a small daemon, stores and makes the hosts "
+           "match through the cbagent supervisor on each host. The commands that say \"Talks to "
+           "cbctld\" (marked [cbctld] in --help) reach that daemon over HTTP; the others work on "
+           "their own.") +
        "\n.PP\n" +
-       Roff("Every read takes -o table|json|yaml. Colour is used only on a terminal, and never "
-            "when NO_COLOR is set or --no-color is given. Services are addressed as NAME, or "
-            "NAME@HOST when the name runs on several hosts.") +
+       Roff(
+           "Every read takes -o table|json|yaml. Colour is used only on a terminal, and never "
+           "when NO_COLOR is set or --no-color is given. Services are addressed as NAME, or "
+           "NAME@HOST when the name runs on several hosts.") +
        "\n";
   s += ".SH GLOBAL OPTIONS\n";
   for (const auto& f : GlobalFlags()) s += FlagItem(f);
@@ -594,12 +589,15 @@ std::string ManPage() {
     const char* text;
   } codes[] = {
       {"0", "Success."},
-      {"1", "The operation failed, including a declined confirmation and a conflict (the spec "
-            "changed since it was planned)."},
-      {"2", "With --detailed-exitcode on plan and apply: there are changes (0 then means no "
-            "change, 1 an error)."},
-      {"64", "Usage error, including apply without --yes when standard input is not a "
-             "terminal."},
+      {"1",
+       "The operation failed, including a declined confirmation and a conflict (the spec "
+       "changed since it was planned)."},
+      {"2",
+       "With --detailed-exitcode on plan and apply: there are changes (0 then means no "
+       "change, 1 an error)."},
+      {"64",
+       "Usage error, including apply without --yes when standard input is not a "
+       "terminal."},
       {"69", "cbctld (or the target) cannot be reached."},
       {"77", "Not allowed: no token, a wrong one (401), or one without the scope (403)."},
   };
@@ -610,16 +608,18 @@ std::string ManPage() {
   s += ".TP\n.B CBCTL_TOKEN\n" + Roff("The API token when --token-file is not given.") + "\n";
   s += ".TP\n.B NO_COLOR\n" + Roff("When set (to anything), no colour is used.") + "\n";
   s += ".SH FILES\n.TP\n.I ~/.config/cbctl/config.yaml\n" +
-       Roff("Defaults: server: URL, token_file: PATH (or token: SECRET; the file must then be "
-            "readable by its owner only). $XDG_CONFIG_HOME replaces ~/.config when set.") +
+       Roff(
+           "Defaults: server: URL, token_file: PATH (or token: SECRET; the file must then be "
+           "readable by its owner only). $XDG_CONFIG_HOME replaces ~/.config when set.") +
        "\n";
   s += ".SH EXAMPLES\n.nf\n";
-  s += Roff("cbctl config validate fleet.yaml\n"
-            "cbctl plan -f fleet.yaml\n"
-            "cbctl apply -f fleet.yaml --yes\n"
-            "cbctl ps -o json\n"
-            "cbctl svc restart log-ingest-1@app1\n"
-            "cbctl logs server -f --tail 50\n");
+  s += Roff(
+      "cbctl config validate fleet.yaml\n"
+      "cbctl plan -f fleet.yaml\n"
+      "cbctl apply -f fleet.yaml --yes\n"
+      "cbctl ps -o json\n"
+      "cbctl svc restart log-ingest-1@app1\n"
+      "cbctl logs server -f --tail 50\n");
   s += ".fi\n";
   s += ".SH SEE ALSO\n.BR cbctld (8),\n.BR cbagent (8)\n";
   return s;

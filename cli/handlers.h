@@ -36,7 +36,8 @@ CB_HEAVY_HANDLER int CmdAudit(Invocation& inv);
 CB_HEAVY_HANDLER int CmdTokenCreate(Invocation& inv);
 CB_HEAVY_HANDLER int CmdTokenList(Invocation& inv);
 CB_HEAVY_HANDLER int CmdTokenRevoke(Invocation& inv);
-CB_HEAVY_HANDLER int CmdCompleteServices(Invocation& inv);  // hidden: service addresses for shell completion
+// Hidden: service addresses for shell completion.
+CB_HEAVY_HANDLER int CmdCompleteServices(Invocation& inv);
 
 // cli/cmd_db.cc — database operations (libcbdb), no daemon.
 CB_HEAVY_HANDLER int CmdDbStatus(Invocation& inv);

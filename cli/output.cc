@@ -28,13 +28,26 @@ std::string Paint(std::string_view text, Color c, bool on) {
   if (!on || c == Color::kNone) return std::string(text);
   const char* code = "";
   switch (c) {
-    case Color::kRed: code = "31"; break;
-    case Color::kGreen: code = "32"; break;
-    case Color::kYellow: code = "33"; break;
-    case Color::kBlue: code = "34"; break;
-    case Color::kBold: code = "1"; break;
-    case Color::kDim: code = "2"; break;
-    case Color::kNone: break;
+    case Color::kRed:
+      code = "31";
+      break;
+    case Color::kGreen:
+      code = "32";
+      break;
+    case Color::kYellow:
+      code = "33";
+      break;
+    case Color::kBlue:
+      code = "34";
+      break;
+    case Color::kBold:
+      code = "1";
+      break;
+    case Color::kDim:
+      code = "2";
+      break;
+    case Color::kNone:
+      break;
   }
   return std::string("\x1b[") + code + "m" + std::string(text) + "\x1b[0m";
 }

@@ -17,7 +17,8 @@ const Node* Node::Find(std::string_view key) const {
 
 Mark Node::KeyMark(std::string_view key) const {
   for (size_t i = 0; i < entries.size(); ++i) {
-    if (entries[i].first == key) return i < key_marks.size() ? key_marks[i] : entries[i].second.mark;
+    if (entries[i].first == key)
+      return i < key_marks.size() ? key_marks[i] : entries[i].second.mark;
   }
   return mark;
 }
@@ -240,8 +241,8 @@ bool Decoder::Seq(const Node& n, const std::string& path) {
 const Node* Decoder::Require(const Node& map, std::string_view key, const std::string& path) {
   const Node* v = map.Find(key);
   if (v == nullptr || v->IsNull()) {
-    Add(v ? v->mark : map.mark, JoinPath(path, key), "missing required key '" + std::string(key) + "'",
-        "a value", v ? "null" : "nothing");
+    Add(v ? v->mark : map.mark, JoinPath(path, key),
+        "missing required key '" + std::string(key) + "'", "a value", v ? "null" : "nothing");
     return nullptr;
   }
   return v;
@@ -362,13 +363,11 @@ bool Decoder::Get(const Node& map, std::string_view key, const std::string& path
 }
 bool Decoder::Get(const Node& map, std::string_view key, const std::string& path,
                   std::vector<std::string>* out) {
-  return GetWith(map, key, out,
-                 [&](const Node& v) { return StringList(v, JoinPath(path, key)); });
+  return GetWith(map, key, out, [&](const Node& v) { return StringList(v, JoinPath(path, key)); });
 }
 bool Decoder::Get(const Node& map, std::string_view key, const std::string& path,
                   std::vector<double>* out) {
-  return GetWith(map, key, out,
-                 [&](const Node& v) { return NumberList(v, JoinPath(path, key)); });
+  return GetWith(map, key, out, [&](const Node& v) { return NumberList(v, JoinPath(path, key)); });
 }
 bool Decoder::Get(const Node& map, std::string_view key, const std::string& path,
                   std::map<std::string, std::string>* out) {

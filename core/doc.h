@@ -19,13 +19,12 @@
 #include <cstdint>
 #include <initializer_list>
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/problem.h"
 
@@ -39,10 +38,10 @@ struct Mark {
 struct Node {
   enum class Kind { kNull, kPlain, kString, kNumber, kBool, kSeq, kMap };
   Kind kind = Kind::kNull;
-  std::string text;                                    // scalars: the text as written
-  std::vector<Node> items;                             // kSeq
-  std::vector<std::pair<std::string, Node>> entries;   // kMap, in document order
-  std::vector<Mark> key_marks;                         // kMap: where each key is
+  std::string text;                                   // scalars: the text as written
+  std::vector<Node> items;                            // kSeq
+  std::vector<std::pair<std::string, Node>> entries;  // kMap, in document order
+  std::vector<Mark> key_marks;                        // kMap: where each key is
   Mark mark;
 
   bool IsNull() const { return kind == Kind::kNull; }

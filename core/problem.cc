@@ -32,8 +32,8 @@ std::string FormatProblems(const std::vector<Problem>& ps) {
 }
 
 void to_json(nlohmann::json& j, const Problem& p) {
-  j = nlohmann::json{{"file", p.file},       {"line", p.line},         {"column", p.column},
-                     {"path", p.path},       {"message", p.message},   {"expected", p.expected},
+  j = nlohmann::json{{"file", p.file},  {"line", p.line},       {"column", p.column},
+                     {"path", p.path},  {"message", p.message}, {"expected", p.expected},
                      {"found", p.found}};
 }
 

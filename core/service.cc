@@ -25,12 +25,11 @@ struct SignalEntry {
   std::string_view name;
 };
 constexpr SignalEntry kSignals[] = {
-    {SIGTERM, "TERM"}, {SIGINT, "INT"},     {SIGHUP, "HUP"},   {SIGQUIT, "QUIT"},
-    {SIGUSR1, "USR1"}, {SIGUSR2, "USR2"},   {SIGKILL, "KILL"}, {SIGWINCH, "WINCH"},
-    {SIGCONT, "CONT"}, {SIGSTOP, "STOP"},   {SIGTSTP, "TSTP"}, {SIGABRT, "ABRT"},
-    {SIGALRM, "ALRM"}, {SIGPIPE, "PIPE"},   {SIGSEGV, "SEGV"}, {SIGBUS, "BUS"},
-    {SIGFPE, "FPE"},   {SIGILL, "ILL"},     {SIGTRAP, "TRAP"}, {SIGCHLD, "CHLD"},
-    {SIGPWR, "PWR"},   {SIGSYS, "SYS"},     {SIGXCPU, "XCPU"}, {SIGXFSZ, "XFSZ"},
+    {SIGTERM, "TERM"}, {SIGINT, "INT"},   {SIGHUP, "HUP"},     {SIGQUIT, "QUIT"}, {SIGUSR1, "USR1"},
+    {SIGUSR2, "USR2"}, {SIGKILL, "KILL"}, {SIGWINCH, "WINCH"}, {SIGCONT, "CONT"}, {SIGSTOP, "STOP"},
+    {SIGTSTP, "TSTP"}, {SIGABRT, "ABRT"}, {SIGALRM, "ALRM"},   {SIGPIPE, "PIPE"}, {SIGSEGV, "SEGV"},
+    {SIGBUS, "BUS"},   {SIGFPE, "FPE"},   {SIGILL, "ILL"},     {SIGTRAP, "TRAP"}, {SIGCHLD, "CHLD"},
+    {SIGPWR, "PWR"},   {SIGSYS, "SYS"},   {SIGXCPU, "XCPU"},   {SIGXFSZ, "XFSZ"},
 };
 
 std::string ToUpper(std::string_view s) {
@@ -65,23 +64,21 @@ Result<void> ValidateServiceName(std::string_view name) {
     return s;
   };
   if (name.size() > 63)
-    return Err(Code::kInvalidArgument, "service name '{}' is longer than 63 characters",
-               shown());
+    return Err(Code::kInvalidArgument, "service name '{}' is longer than 63 characters", shown());
   char first = name.front();
   if (!((first >= 'a' && first <= 'z') || (first >= '0' && first <= '9')))
     return Err(Code::kInvalidArgument,
                "service name '{}' must start with a lower-case letter or a digit", shown());
   for (char c : name) {
-    bool good = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-                c == '-';
+    bool good =
+        (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
     if (!good) {
       unsigned char u = static_cast<unsigned char>(c);
       std::string what = (u < 0x20 || u == 0x7f) ? "a control character"
-                         : c == '/'               ? "'/'"
-                                                  : "'" + std::string(1, c) + "'";
+                         : c == '/'              ? "'/'"
+                                                 : "'" + std::string(1, c) + "'";
       return Err(Code::kInvalidArgument,
-                 "service name '{}' contains {} (allowed: a-z, 0-9, '.', '_', '-')", shown(),
-                 what);
+                 "service name '{}' contains {} (allowed: a-z, 0-9, '.', '_', '-')", shown(), what);
     }
   }
   if (name.find("..") != std::string_view::npos)
@@ -139,11 +136,14 @@ Result<ServiceSpec> ServiceSpecFromJson(const nlohmann::json& j, std::string_vie
 
 // ---- Decoding (core/service_decode.h) ----
 
-const std::vector<std::string_view> kServiceKeys = {"name", "command", "env",    "cwd",
+const std::vector<std::string_view> kServiceKeys = {"name", "command", "env", "cwd",
                                                     "user", "restart", "stop"};
-const std::vector<std::string_view> kRestartKeys = {
-    "policy",       "backoff_seconds",       "jitter", "circuit_break_after_failures",
-    "healthy_after_seconds", "probe_after_seconds"};
+const std::vector<std::string_view> kRestartKeys = {"policy",
+                                                    "backoff_seconds",
+                                                    "jitter",
+                                                    "circuit_break_after_failures",
+                                                    "healthy_after_seconds",
+                                                    "probe_after_seconds"};
 const std::vector<std::string_view> kStopKeys = {"signal", "grace_seconds"};
 
 void DecodeRestart(Decoder& d, const Node& n, const std::string& path, RestartSpec* out) {
@@ -300,7 +300,8 @@ std::optional<ServiceSpec> DecodeServiceSpec(Decoder& d, const Node& n, const st
   if (d.Get(n, "cwd", path, &s.cwd) && !s.cwd.empty() && s.cwd.front() != '/')
     d.Expected(*n.Find("cwd"), JoinPath(path, "cwd"), "an absolute path");
   d.Get(n, "user", path, &s.user);
-  if (const Node* r = n.Find("restart")) DecodeRestart(d, *r, JoinPath(path, "restart"), &s.restart);
+  if (const Node* r = n.Find("restart"))
+    DecodeRestart(d, *r, JoinPath(path, "restart"), &s.restart);
   if (const Node* st = n.Find("stop")) DecodeStop(d, *st, JoinPath(path, "stop"), &s.stop);
   if (d.problems().size() != before) return std::nullopt;
   return s;

@@ -45,8 +45,7 @@ Checked<std::vector<ServiceSpec>> Decode(const std::optional<Node>& root, Decode
 
 }  // namespace
 
-Checked<std::vector<ServiceSpec>> ParseServiceFile(std::string_view text,
-                                                   const std::string& file) {
+Checked<std::vector<ServiceSpec>> ParseServiceFile(std::string_view text, const std::string& file) {
   Decoder d(file);
   auto root = ParseYaml(text, d);
   return Decode(root, d);

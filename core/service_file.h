@@ -20,8 +20,7 @@ template <class T>
 using Checked = tl::expected<T, std::vector<Problem>>;
 
 // `file` names the source in problems ("services.yaml"; may be empty).
-Checked<std::vector<ServiceSpec>> ParseServiceFile(std::string_view text,
-                                                   const std::string& file);
+Checked<std::vector<ServiceSpec>> ParseServiceFile(std::string_view text, const std::string& file);
 Checked<std::vector<ServiceSpec>> LoadServiceFile(const std::string& path);
 
 }  // namespace cb

@@ -18,10 +18,9 @@ struct EnumName {
   std::string_view name;
 };
 
-constexpr EnumName<PartitionInterval> kIntervals[] = {
-    {PartitionInterval::kDay, "day"},
-    {PartitionInterval::kWeek, "week"},
-    {PartitionInterval::kMonth, "month"}};
+constexpr EnumName<PartitionInterval> kIntervals[] = {{PartitionInterval::kDay, "day"},
+                                                      {PartitionInterval::kWeek, "week"},
+                                                      {PartitionInterval::kMonth, "month"}};
 constexpr EnumName<WorkerMode> kModes[] = {{WorkerMode::kInProcess, "in-process"},
                                            {WorkerMode::kExternal, "external"}};
 constexpr EnumName<EnforcedBy> kEnforcers[] = {{EnforcedBy::kCbctld, "cbctld"},
@@ -150,8 +149,7 @@ class SpecDecoder {
     d_.Add(v->mark, p, msg, OneOf(table), Describe(*v));
   }
 
-  void GetDuration(const Node& map, std::string_view key, const std::string& path,
-                   Duration* out) {
+  void GetDuration(const Node& map, std::string_view key, const std::string& path, Duration* out) {
     const Node* v = map.Find(key);
     if (!v || v->IsNull()) return;
     std::string p = JoinPath(path, key);
@@ -272,12 +270,15 @@ class SpecDecoder {
 
   FleetSpec Decode() {
     FleetSpec s;
-    static const std::vector<std::string_view> kTop = {
-        "apiVersion",  "deployment",          "database",      "master_key_file",
-        "hosts",       "server",              "workers",       "agent_process_manager",
-        "agent_runs",  "plugin_process_manager", "plugins",    "cache",
-        "metrics",     "message_bus",         "object_storage", "diagnose",
-        "autopilot",   "services"};
+    static const std::vector<std::string_view> kTop = {"apiVersion",     "deployment",
+                                                       "database",       "master_key_file",
+                                                       "hosts",          "server",
+                                                       "workers",        "agent_process_manager",
+                                                       "agent_runs",     "plugin_process_manager",
+                                                       "plugins",        "cache",
+                                                       "metrics",        "message_bus",
+                                                       "object_storage", "diagnose",
+                                                       "autopilot",      "services"};
     if (root_.IsNull()) {
       d_.Add(root_.mark, "", "the spec is empty", "a map with the fleet's sections", "nothing");
       return s;
@@ -314,7 +315,8 @@ class SpecDecoder {
     const Node* n = root_.Find("plugin_process_manager");
     if (!n || n->IsNull()) return;
     const std::string p = "plugin_process_manager";
-    if (!d_.Map(*n, p, {"max_concurrent", "restart_backoff_seconds", "circuit_break_after_failures"}))
+    if (!d_.Map(*n, p,
+                {"max_concurrent", "restart_backoff_seconds", "circuit_break_after_failures"}))
       return;
     auto& m = s.plugin_process_manager;
     GetPositive(*n, "max_concurrent", p, &m.max_concurrent);
@@ -364,8 +366,7 @@ class SpecDecoder {
                "the URL carries a password; put it in database.password_file instead (it is "
                "printed with the password replaced)");
       } else if (db.url.starts_with("sqlite:")) {
-        if (!db.url.starts_with("sqlite:///"))
-          d_.Expected(*u, up, "sqlite:///absolute/path.db");
+        if (!db.url.starts_with("sqlite:///")) d_.Expected(*u, up, "sqlite:///absolute/path.db");
       } else {
         d_.Expected(*u, up, "a postgresql://… or sqlite:///… URL");
       }
@@ -431,10 +432,10 @@ class SpecDecoder {
             d_.Add(name->mark, JoinPath(p, "name"), msg,
                    "[a-z0-9][a-z0-9._-]*, at most 63 characters", Describe(*name));
           } else if (auto it = seen.find(*v); it != seen.end()) {
-            d_.Add(name->mark, JoinPath(p, "name"),
-                   "duplicate host name '" + *v + "' (also hosts[" + std::to_string(it->second) +
-                       "])",
-                   "a unique name", *v);
+            d_.Add(
+                name->mark, JoinPath(p, "name"),
+                "duplicate host name '" + *v + "' (also hosts[" + std::to_string(it->second) + "])",
+                "a unique name", *v);
           } else {
             seen[*v] = i;
           }
@@ -445,11 +446,10 @@ class SpecDecoder {
           host.address = *v;
           bool good = !v->empty();
           for (char c : *v)
-            good = good && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
-                            c == '-' || c == ':' || c == '_' || c == '[' || c == ']');
+            good = good && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
+                            c == ':' || c == '_' || c == '[' || c == ']');
           if (!good)
-            d_.Expected(*addr, JoinPath(p, "address"),
-                        "\"local\", a host name or an IP address");
+            d_.Expected(*addr, JoinPath(p, "address"), "\"local\", a host name or an IP address");
         }
       }
       d_.Get(h, "agent_socket", p, &host.agent_socket);
@@ -459,8 +459,9 @@ class SpecDecoder {
         std::string sp = JoinPath(p, "ssh");
         if (host.IsLocal()) {
           d_.Add(h.KeyMark("ssh"), sp,
-                 "host '" + host.name + "' has address local (this machine, no SSH); ssh does "
-                 "not apply");
+                 "host '" + host.name +
+                     "' has address local (this machine, no SSH); ssh does "
+                     "not apply");
         } else if (d_.Map(*ssh, sp, {"user", "port", "identity_file"})) {
           SshSpec sshs;
           d_.Get(*ssh, "user", sp, &sshs.user);
@@ -519,9 +520,9 @@ class SpecDecoder {
       const Node* k = n->Find(kind.key);
       if (!k || k->IsNull()) continue;
       std::string kp = JoinPath(p, kind.key);
-      if (!d_.Map(*k, kp,
-                  {"mode", "hosts", "replicas", "concurrency", "command", "env", "restart",
-                   "stop"}))
+      if (!d_.Map(
+              *k, kp,
+              {"mode", "hosts", "replicas", "concurrency", "command", "env", "restart", "stop"}))
         continue;
       WorkerKindSpec& w = s.workers.*kind.member;
       GetEnum(*k, "mode", kp, kModes, &w.mode);
@@ -573,12 +574,12 @@ class SpecDecoder {
     auto over = [&](std::string_view key, int value, std::string_view why) {
       if (value <= m.max_concurrent) return;
       bool given = n->Find(key) != nullptr;
-      std::string shown = std::string(key) + (given ? " (" : " (default ") +
-                          std::to_string(value) + ")";
+      std::string shown =
+          std::string(key) + (given ? " (" : " (default ") + std::to_string(value) + ")";
       Error(JoinPath(p, key),
             shown + " exceeds max_concurrent (" + std::to_string(m.max_concurrent) + ")" +
-                std::string(why) + (given ? "" : "; set it to at most " +
-                                                     std::to_string(m.max_concurrent)),
+                std::string(why) +
+                (given ? "" : "; set it to at most " + std::to_string(m.max_concurrent)),
             "at most " + std::to_string(m.max_concurrent), std::to_string(value));
     };
     over("max_per_user", m.max_per_user, ": one user could never reach it");
@@ -601,8 +602,7 @@ class SpecDecoder {
     for (size_t i = 0; i < n->items.size(); ++i) {
       const Node& e = n->items[i];
       std::string p = IndexPath("plugins", i);
-      if (!d_.Map(e, p,
-                  {"name", "hosts", "command", "env", "health", "limits", "restart", "stop"}))
+      if (!d_.Map(e, p, {"name", "hosts", "command", "env", "health", "limits", "restart", "stop"}))
         continue;
       PluginSpec pl;
       GetName(e, p, &pl.name);
@@ -811,8 +811,9 @@ class SpecDecoder {
         return;
       }
       if (s.hosts.empty()) return;  // already an error
-      Error(path, what + " needs hosts: the spec defines " + std::to_string(s.hosts.size()) +
-                      " hosts, so say which run it",
+      Error(path,
+            what + " needs hosts: the spec defines " + std::to_string(s.hosts.size()) +
+                " hosts, so say which run it",
             "a list of host names", "nothing");
     };
     if (s.server) resolve(s.server->hosts, "server.hosts", "server");
@@ -851,8 +852,7 @@ class SpecDecoder {
         auto [it, fresh] = owner.try_emplace({h, name}, path);
         if (!fresh)
           Error(JoinPath(path, "name"),
-                "service name '" + name + "' is already used on host '" + h + "' by " +
-                    it->second,
+                "service name '" + name + "' is already used on host '" + h + "' by " + it->second,
                 "a name unique on each host", name);
       }
     };
@@ -997,15 +997,15 @@ nlohmann::json SpecToJson(const FleetSpec& s) {
   }
   if (s.server) {
     const auto& v = *s.server;
-    j["server"] = {
-        {"command", v.command},
-        {"hosts", v.hosts},
-        {"config_path", v.config_path},
-        {"health", HealthJson(v.health)},
-        {"reload", v.reload_signal ? json{{"signal", SignalName(*v.reload_signal)}} : json(nullptr)},
-        {"env", v.env},
-        {"restart", OptRestartJson(v.restart)},
-        {"stop", StopJson(v.stop)}};
+    j["server"] = {{"command", v.command},
+                   {"hosts", v.hosts},
+                   {"config_path", v.config_path},
+                   {"health", HealthJson(v.health)},
+                   {"reload", v.reload_signal ? json{{"signal", SignalName(*v.reload_signal)}}
+                                              : json(nullptr)},
+                   {"env", v.env},
+                   {"restart", OptRestartJson(v.restart)},
+                   {"stop", StopJson(v.stop)}};
   } else {
     j["server"] = nullptr;
   }
@@ -1033,21 +1033,21 @@ nlohmann::json SpecToJson(const FleetSpec& s) {
   j["agent_runs"] = {{"hosts", s.agent_runs.hosts},
                      {"slots_per_host", s.agent_runs.slots_per_host}};
   const auto& ppm = s.plugin_process_manager;
-  j["plugin_process_manager"] = {{"max_concurrent", ppm.max_concurrent},
-                                 {"restart_backoff_seconds", ppm.restart_backoff_seconds},
-                                 {"circuit_break_after_failures", ppm.circuit_break_after_failures}};
+  j["plugin_process_manager"] = {
+      {"max_concurrent", ppm.max_concurrent},
+      {"restart_backoff_seconds", ppm.restart_backoff_seconds},
+      {"circuit_break_after_failures", ppm.circuit_break_after_failures}};
   j["plugins"] = json::array();
   for (const auto& p : s.plugins) {
-    j["plugins"].push_back({{"name", p.name},
-                            {"hosts", p.hosts},
-                            {"command", p.command},
-                            {"env", p.env},
-                            {"health", HealthJson(p.health)},
-                            {"limits",
-                             {{"memory_mb", p.limits.memory_mb},
-                              {"open_files", p.limits.open_files}}},
-                            {"restart", OptRestartJson(p.restart)},
-                            {"stop", StopJson(p.stop)}});
+    j["plugins"].push_back(
+        {{"name", p.name},
+         {"hosts", p.hosts},
+         {"command", p.command},
+         {"env", p.env},
+         {"health", HealthJson(p.health)},
+         {"limits", {{"memory_mb", p.limits.memory_mb}, {"open_files", p.limits.open_files}}},
+         {"restart", OptRestartJson(p.restart)},
+         {"stop", StopJson(p.stop)}});
   }
   j["cache"] = {{"codemap_mb", s.cache.codemap_mb},
                 {"vector_mb", s.cache.vector_mb},

@@ -34,12 +34,11 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/clock.h"
 #include "core/problem.h"
@@ -61,10 +60,10 @@ struct SshSpec {
 };
 
 struct HostSpec {
-  std::string name;                 // required; [a-z0-9][a-z0-9._-]*, unique
-  std::string address;              // required; "local" = this machine without SSH
-  std::optional<SshSpec> ssh;       // absent = defaults above (remote hosts only)
-  std::string agent_socket;         // "" = the control plane's default for this host
+  std::string name;            // required; [a-z0-9][a-z0-9._-]*, unique
+  std::string address;         // required; "local" = this machine without SSH
+  std::optional<SshSpec> ssh;  // absent = defaults above (remote hosts only)
+  std::string agent_socket;    // "" = the control plane's default for this host
   bool IsLocal() const { return address == kLocalAddress; }
   bool operator==(const HostSpec&) const = default;
 };
@@ -75,15 +74,15 @@ std::string_view PartitionIntervalName(PartitionInterval i);  // "day", "week", 
 struct PartitioningSpec {
   std::vector<std::string> tables = {"event_log", "agent_execution_phases"};
   PartitionInterval interval = PartitionInterval::kMonth;
-  int premake = 4;                   // partitions created ahead, >= 1
-  std::optional<Period> retention;   // absent/null = keep every partition; e.g. 12mo
+  int premake = 4;                  // partitions created ahead, >= 1
+  std::optional<Period> retention;  // absent/null = keep every partition; e.g. 12mo
   bool operator==(const PartitioningSpec&) const = default;
 };
 
 struct DatabaseSpec {
   // postgresql://user@host[:port]/db (postgres:// too) or sqlite:///absolute/path.db
   std::string url = "sqlite:///var/lib/codebolt/db/main.db";
-  std::string password_file;                   // "" = none (or PGPASSFILE)
+  std::string password_file;                     // "" = none (or PGPASSFILE)
   std::optional<PartitioningSpec> partitioning;  // absent = not partitioned by cbctl
   bool IsSqlite() const { return url.starts_with("sqlite:"); }
   bool operator==(const DatabaseSpec&) const = default;
@@ -96,13 +95,13 @@ struct HealthSpec {
 
 struct ServerSpec {
   std::vector<std::string> command = {"codebolt", "--server"};
-  std::vector<std::string> hosts;              // required, non-empty
+  std::vector<std::string> hosts;  // required, non-empty
   std::string config_path = "/etc/codebolt/codebolt-server.yaml";
   HealthSpec health;
-  std::optional<int> reload_signal;            // reload: {signal: HUP}; absent = restart to reload
-  std::map<std::string, std::string> env;      // {}
-  std::optional<RestartSpec> restart;          // absent = the plugin_process_manager policy
-  StopSpec stop;                               // TERM, 10 s
+  std::optional<int> reload_signal;        // reload: {signal: HUP}; absent = restart to reload
+  std::map<std::string, std::string> env;  // {}
+  std::optional<RestartSpec> restart;      // absent = the plugin_process_manager policy
+  StopSpec stop;                           // TERM, 10 s
   bool operator==(const ServerSpec&) const = default;
 };
 
@@ -110,22 +109,22 @@ enum class WorkerMode { kInProcess, kExternal };
 std::string_view WorkerModeName(WorkerMode m);  // "in-process", "external"
 
 struct WorkerKindSpec {
-  WorkerMode mode = WorkerMode::kInProcess;    // in-process: the server does this work itself
-  std::vector<std::string> hosts;              // required when external
-  int replicas = 1;                            // processes per host, >= 1
-  int concurrency = 1;                         // threads inside one process, >= 1
-  std::vector<std::string> command;            // [] = [workers.binary, "<kind>"]
-  std::map<std::string, std::string> env;      // {}
-  std::optional<RestartSpec> restart;          // absent = the plugin_process_manager policy
-  StopSpec stop;                               // TERM, 10 s
+  WorkerMode mode = WorkerMode::kInProcess;  // in-process: the server does this work itself
+  std::vector<std::string> hosts;            // required when external
+  int replicas = 1;                          // processes per host, >= 1
+  int concurrency = 1;                       // threads inside one process, >= 1
+  std::vector<std::string> command;          // [] = [workers.binary, "<kind>"]
+  std::map<std::string, std::string> env;    // {}
+  std::optional<RestartSpec> restart;        // absent = the plugin_process_manager policy
+  StopSpec stop;                             // TERM, 10 s
   bool operator==(const WorkerKindSpec&) const = default;
 };
 
 struct WorkersSpec {
   std::string binary = "codebolt-worker";
-  WorkerKindSpec log_ingest;                   // kind "log-ingest"
-  WorkerKindSpec memory_ingest;                // kind "memory-ingest"
-  WorkerKindSpec indexing;                     // kind "indexing"
+  WorkerKindSpec log_ingest;     // kind "log-ingest"
+  WorkerKindSpec memory_ingest;  // kind "memory-ingest"
+  WorkerKindSpec indexing;       // kind "indexing"
   bool operator==(const WorkersSpec&) const = default;
 };
 
@@ -133,49 +132,49 @@ enum class EnforcedBy { kCbctld, kServer };
 std::string_view EnforcedByName(EnforcedBy e);  // "cbctld", "server"
 
 struct AgentProcessManagerSpec {
-  int max_concurrent = 50;          // > 0
-  int max_per_user = 10;            // > 0, <= max_concurrent
-  int max_per_workspace = 20;       // > 0, <= max_concurrent
-  double spawn_rate_per_second = 5; // > 0
+  int max_concurrent = 50;                       // > 0
+  int max_per_user = 10;                         // > 0, <= max_concurrent
+  int max_per_workspace = 20;                    // > 0, <= max_concurrent
+  double spawn_rate_per_second = 5;              // > 0
   EnforcedBy enforced_by = EnforcedBy::kCbctld;  // server: cbctld only renders the limits
   bool operator==(const AgentProcessManagerSpec&) const = default;
 };
 
 struct AgentRunsSpec {
-  std::vector<std::string> hosts;   // [] = no host runs agent runs
-  int slots_per_host = 25;          // > 0
+  std::vector<std::string> hosts;  // [] = no host runs agent runs
+  int slots_per_host = 25;         // > 0
   bool operator==(const AgentRunsSpec&) const = default;
 };
 
 struct PluginProcessManagerSpec {
-  int max_concurrent = 100;                                   // > 0
+  int max_concurrent = 100;                                      // > 0
   std::vector<double> restart_backoff_seconds = {1, 5, 15, 60};  // non-empty, non-decreasing
-  int circuit_break_after_failures = 5;                       // > 0
+  int circuit_break_after_failures = 5;                          // > 0
   bool operator==(const PluginProcessManagerSpec&) const = default;
 };
 
 struct PluginLimitsSpec {
-  int memory_mb = 0;    // 0 = no limit
-  int open_files = 0;   // 0 = no limit
+  int memory_mb = 0;   // 0 = no limit
+  int open_files = 0;  // 0 = no limit
   bool operator==(const PluginLimitsSpec&) const = default;
 };
 
 struct PluginSpec {
-  std::string name;                            // required; a service name
-  std::vector<std::string> hosts;              // [] = the only host when there is one
-  std::vector<std::string> command;            // required
-  std::map<std::string, std::string> env;      // {}
+  std::string name;                        // required; a service name
+  std::vector<std::string> hosts;          // [] = the only host when there is one
+  std::vector<std::string> command;        // required
+  std::map<std::string, std::string> env;  // {}
   HealthSpec health;
   PluginLimitsSpec limits;
-  std::optional<RestartSpec> restart;          // absent = the plugin_process_manager policy
-  StopSpec stop;                               // TERM, 10 s
+  std::optional<RestartSpec> restart;  // absent = the plugin_process_manager policy
+  StopSpec stop;                       // TERM, 10 s
   bool operator==(const PluginSpec&) const = default;
 };
 
 struct CacheSpec {
-  int codemap_mb = 500;           // >= 0
-  int vector_mb = 100;            // >= 0
-  bool llm_response = false;      // llm_response: enabled | disabled
+  int codemap_mb = 500;       // >= 0
+  int vector_mb = 100;        // >= 0
+  bool llm_response = false;  // llm_response: enabled | disabled
   bool operator==(const CacheSpec&) const = default;
 };
 
@@ -205,54 +204,54 @@ std::string_view StorageKindName(StorageKind k);  // "none", "s3", "nfs"
 
 struct ObjectStorageSpec {
   StorageKind kind = StorageKind::kNone;
-  std::string bucket;     // s3: required
-  std::string endpoint;   // s3: "" = AWS
-  std::string path;       // nfs: required, absolute
+  std::string bucket;    // s3: required
+  std::string endpoint;  // s3: "" = AWS
+  std::string path;      // nfs: required, absolute
   bool operator==(const ObjectStorageSpec&) const = default;
 };
 
 struct ThresholdSpec {
-  std::optional<double> warning;   // at least one of the two
+  std::optional<double> warning;  // at least one of the two
   std::optional<double> critical;
   bool operator==(const ThresholdSpec&) const = default;
 };
 
 struct DiagnoseSpec {
-  Duration window = Seconds(5);                   // > 0
-  std::string prometheus_url;                     // "" (null) = scrape the targets directly
+  Duration window = Seconds(5);                     // > 0
+  std::string prometheus_url;                       // "" (null) = scrape the targets directly
   std::map<std::string, ThresholdSpec> thresholds;  // check-id -> override
   bool operator==(const DiagnoseSpec&) const = default;
 };
 
 struct AutopilotSpec {
   bool enabled = false;
-  Duration interval = Seconds(60);      // 1m, > 0
-  std::vector<std::string> allow;       // actions it may take; [] = none
-  Duration sustain = Seconds(600);      // 10m: a symptom must last this long
-  Duration cooldown = Seconds(1800);    // 30m between two actions
+  Duration interval = Seconds(60);    // 1m, > 0
+  std::vector<std::string> allow;     // actions it may take; [] = none
+  Duration sustain = Seconds(600);    // 10m: a symptom must last this long
+  Duration cooldown = Seconds(1800);  // 30m between two actions
   bool dry_run = false;
   bool operator==(const AutopilotSpec&) const = default;
 };
 
 struct CustomServiceSpec {
-  std::string name;                            // required; a service name
-  std::vector<std::string> hosts;              // [] = the only host when there is one
-  std::vector<std::string> command;            // required
-  std::map<std::string, std::string> env;      // {}
-  std::string cwd;                             // "" = the agent's state dir
-  std::string user;                            // "" = the agent's user
-  std::optional<RestartSpec> restart;          // absent = the plugin_process_manager policy
-  StopSpec stop;                               // TERM, 10 s
+  std::string name;                        // required; a service name
+  std::vector<std::string> hosts;          // [] = the only host when there is one
+  std::vector<std::string> command;        // required
+  std::map<std::string, std::string> env;  // {}
+  std::string cwd;                         // "" = the agent's state dir
+  std::string user;                        // "" = the agent's user
+  std::optional<RestartSpec> restart;      // absent = the plugin_process_manager policy
+  StopSpec stop;                           // TERM, 10 s
   bool operator==(const CustomServiceSpec&) const = default;
 };
 
 struct FleetSpec {
   std::string api_version = std::string(kSpecApiVersion);  // apiVersion; must be cbctl/v1
-  std::string deployment = "codebolt";                      // a name for this fleet
+  std::string deployment = "codebolt";                     // a name for this fleet
   DatabaseSpec database;
-  std::string master_key_file;                              // "" = none
+  std::string master_key_file;  // "" = none
   std::vector<HostSpec> hosts = {HostSpec{"local", "local", std::nullopt, ""}};
-  std::optional<ServerSpec> server;                         // absent = no server supervised
+  std::optional<ServerSpec> server;  // absent = no server supervised
   WorkersSpec workers;
   AgentProcessManagerSpec agent_process_manager;
   AgentRunsSpec agent_runs;
@@ -274,7 +273,7 @@ struct FleetSpec {
 
 // The outcome of loading: the spec when there are no errors, and every error and warning.
 struct SpecLoad {
-  std::optional<FleetSpec> spec;   // set iff errors is empty
+  std::optional<FleetSpec> spec;  // set iff errors is empty
   std::vector<Problem> errors;
   std::vector<Problem> warnings;
   bool ok() const { return errors.empty(); }

@@ -20,17 +20,16 @@ constexpr Unit kSizeUnits[] = {
     {"kB", kKi},
     {"KB", kKi},
     {"KiB", kKi},
-    {"MB", kKi * kKi},
-    {"MiB", kKi * kKi},
-    {"GB", kKi * kKi * kKi},
-    {"GiB", kKi * kKi * kKi},
-    {"TB", kKi * kKi * kKi * kKi},
-    {"TiB", kKi * kKi * kKi * kKi},
+    {"MB", kKi* kKi},
+    {"MiB", kKi* kKi},
+    {"GB", kKi* kKi* kKi},
+    {"GiB", kKi* kKi* kKi},
+    {"TB", kKi* kKi* kKi* kKi},
+    {"TiB", kKi* kKi* kKi* kKi},
 };
 // For formatting: the canonical names, largest first.
 constexpr Unit kSizeCanonical[] = {
-    {"TB", kKi * kKi * kKi * kKi}, {"GB", kKi * kKi * kKi}, {"MB", kKi * kKi}, {"kB", kKi},
-    {"B", 1}};
+    {"TB", kKi* kKi* kKi* kKi}, {"GB", kKi* kKi* kKi}, {"MB", kKi* kKi}, {"kB", kKi}, {"B", 1}};
 
 constexpr int64_t kMsPerS = 1000;
 struct DurUnit {
@@ -38,11 +37,7 @@ struct DurUnit {
   int64_t ms;  // 0 for months
 };
 constexpr DurUnit kDurUnits[] = {
-    {"ms", 1},
-    {"s", kMsPerS},
-    {"m", 60 * kMsPerS},
-    {"h", 3600 * kMsPerS},
-    {"d", 86400 * kMsPerS},
+    {"ms", 1}, {"s", kMsPerS}, {"m", 60 * kMsPerS}, {"h", 3600 * kMsPerS}, {"d", 86400 * kMsPerS},
     {"mo", 0},
 };
 
@@ -195,8 +190,8 @@ Result<Period> ParsePeriod(std::string_view input) {
     while (pos < s.size() && std::isalpha(static_cast<unsigned char>(s[pos]))) ++pos;
     std::string unit = s.substr(ustart, pos - ustart);
     if (unit.empty())
-      return Err(Code::kInvalidArgument, "invalid duration '{}': '{}' needs a unit ({})", s,
-                 number, UnitNames(false));
+      return Err(Code::kInvalidArgument, "invalid duration '{}': '{}' needs a unit ({})", s, number,
+                 UnitNames(false));
     const DurUnit* u = nullptr;
     for (const auto& d : kDurUnits) {
       if (d.name == unit) u = &d;
@@ -277,13 +272,12 @@ std::string FormatDurationHuman(Duration d) {
   struct Part {
     int64_t n;
     const char* u;
-  } parts[] = {{secs / 86400, "d"}, {secs / 3600 % 24, "h"}, {secs / 60 % 60, "m"},
-               {secs % 60, "s"}};
+  } parts[] = {
+      {secs / 86400, "d"}, {secs / 3600 % 24, "h"}, {secs / 60 % 60, "m"}, {secs % 60, "s"}};
   for (int i = 0; i < 4; ++i) {
     if (parts[i].n == 0) continue;
     std::string out = std::to_string(parts[i].n) + parts[i].u;
-    if (i + 1 < 4 && parts[i + 1].n != 0)
-      out += std::to_string(parts[i + 1].n) + parts[i + 1].u;
+    if (i + 1 < 4 && parts[i + 1].n != 0) out += std::to_string(parts[i + 1].n) + parts[i + 1].u;
     return out;
   }
   return "0s";

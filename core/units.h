@@ -37,8 +37,7 @@ namespace cb {
 // What a size or a duration looks like, for "expected ..." in problems.
 inline constexpr std::string_view kSizeExpected =
     "a size such as 512MB or 2GiB (B, kB, MB, GB, TB; powers of 1024)";
-inline constexpr std::string_view kDurationExpected =
-    "a duration such as 500ms, 30s, 5m, 2h or 1d";
+inline constexpr std::string_view kDurationExpected = "a duration such as 500ms, 30s, 5m, 2h or 1d";
 inline constexpr std::string_view kPeriodExpected =
     "a duration such as 30s, 5m, 2h, 7d or 12mo (calendar months)";
 

@@ -1,5 +1,6 @@
 #include "core/yaml.h"
 
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -7,7 +8,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <sys/stat.h>
 
 namespace cb {
 
@@ -31,8 +31,9 @@ class Converter {
     if (n.mark.line == 0) n.mark = fallback;
     if (depth > kMaxDepth) {
       if (!deep_reported_)
-        d_.Add(n.mark, path, "nesting deeper than " + std::to_string(kMaxDepth) +
-                                 " levels (or an alias that refers to itself)");
+        d_.Add(n.mark, path,
+               "nesting deeper than " + std::to_string(kMaxDepth) +
+                   " levels (or an alias that refers to itself)");
       deep_reported_ = true;
       return n;
     }
@@ -112,8 +113,8 @@ bool NeedsQuotes(const std::string& s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) < 0x20) return true;
   }
-  if (s == "yes" || s == "no" || s == "on" || s == "off" || s == "Yes" || s == "No" ||
-      s == "y" || s == "n")
+  if (s == "yes" || s == "no" || s == "on" || s == "off" || s == "Yes" || s == "No" || s == "y" ||
+      s == "n")
     return true;
   return false;
 }

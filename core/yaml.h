@@ -10,11 +10,10 @@
 // Thread-safety: plain functions.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "core/doc.h"
 

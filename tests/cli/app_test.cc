@@ -148,8 +148,7 @@ TEST(ConfigValidate, StdinMissingFilesAndWarnings) {
   Ran missing = RunCbctl({"config", "validate", "/nonexistent/fleet.yaml"});
   EXPECT_EQ(missing.code, 1);
   EXPECT_NE(missing.out.find("/nonexistent/fleet.yaml: no such file"), std::string::npos);
-  Ran warn = RunCbctl({"config", "validate", "-"},
-                      "database: {url: \"postgresql://u:pw@db/x\"}\n");
+  Ran warn = RunCbctl({"config", "validate", "-"}, "database: {url: \"postgresql://u:pw@db/x\"}\n");
   EXPECT_EQ(warn.code, 0);
   EXPECT_EQ(warn.out, "valid\n");
   EXPECT_NE(warn.err.find("warning: <stdin>:1:17: database.url: the URL carries a password"),
@@ -170,16 +169,16 @@ TEST(Color, OnlyOnATerminalAndNeverWithNoColor) {
   EXPECT_FALSE(ShouldColor(true, false));
   setenv("TERM", "xterm", 1);
 
-  Ran tty = RunCbctl({"config", "validate", CBCTL_SOURCE_DIR "/templates/fleet.example.yaml"},
-                     "", true);
+  Ran tty =
+      RunCbctl({"config", "validate", CBCTL_SOURCE_DIR "/templates/fleet.example.yaml"}, "", true);
   EXPECT_NE(tty.out.find("\x1b[32mvalid\x1b[0m"), std::string::npos);
   Ran no_flag = RunCbctl(
       {"--no-color", "config", "validate", CBCTL_SOURCE_DIR "/templates/fleet.example.yaml"}, "",
       true);
   EXPECT_EQ(no_flag.out, "valid\n");
   setenv("NO_COLOR", "1", 1);
-  Ran env = RunCbctl({"config", "validate", CBCTL_SOURCE_DIR "/templates/fleet.example.yaml"},
-                     "", true);
+  Ran env =
+      RunCbctl({"config", "validate", CBCTL_SOURCE_DIR "/templates/fleet.example.yaml"}, "", true);
   EXPECT_EQ(env.out, "valid\n");
   unsetenv("NO_COLOR");
   Ran pipe = RunCbctl({"config", "validate", CBCTL_SOURCE_DIR "/templates/fleet.example.yaml"});

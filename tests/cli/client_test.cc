@@ -15,8 +15,9 @@ namespace fs = std::filesystem;
 class ClientConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    home_ = fs::path(::testing::TempDir()) / ("cbctl-home-" + std::to_string(getpid()) + "-" +
-                                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    home_ = fs::path(::testing::TempDir()) /
+            ("cbctl-home-" + std::to_string(getpid()) + "-" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(home_);
     fs::create_directories(home_ / ".config/cbctl");
     env_["HOME"] = home_.string();
@@ -137,7 +138,8 @@ TEST_F(ClientConfigTest, BadInputsAreClearErrors) {
   auto typo = ResolveClientConfig({}, Env());
   ASSERT_FALSE(typo);
   EXPECT_EQ(typo.error().code, Code::kInvalidArgument);
-  EXPECT_NE(typo.error().message.find("config.yaml:1:1: sever: unknown key 'sever' (did you mean 'server'?)"),
+  EXPECT_NE(typo.error().message.find(
+                "config.yaml:1:1: sever: unknown key 'sever' (did you mean 'server'?)"),
             std::string::npos)
       << typo.error().message;
 

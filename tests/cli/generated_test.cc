@@ -38,7 +38,9 @@ std::string ReadFile(const std::string& path) {
 const std::string kCbctl = std::string(CBCTL_BIN_DIR) + "/cbctl";
 const std::string kSrc = CBCTL_SOURCE_DIR;
 
-bool Have(const char* tool) { return Sh(std::string("command -v ") + tool + " >/dev/null 2>&1").status == 0; }
+bool Have(const char* tool) {
+  return Sh(std::string("command -v ") + tool + " >/dev/null 2>&1").status == 0;
+}
 
 TEST(Generated, CompletionsAreUpToDate) {
   for (const char* shell : {"bash", "zsh", "fish"}) {

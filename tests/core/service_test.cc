@@ -141,12 +141,12 @@ TEST(ServiceJson, ReportsEveryProblemWithItsPath) {
 }
 
 TEST(ServiceJson, WrongTypesAreErrorsNotExceptions) {
-  for (json j : {json(nullptr), json(5), json("web"), json::array(),
-                 json{{"name", 5}, {"command", "sleep 1"}},
-                 json{{"name", "x"}, {"command", {"a", nullptr}}},
-                 json{{"name", "x"}, {"command", {"a"}}, {"restart", "always"}},
-                 json{{"name", "x"}, {"command", {"a"}}, {"restart", {{"jitter", "0.1"}}}},
-                 json{{"command", {"a"}}}}) {
+  for (json j :
+       {json(nullptr), json(5), json("web"), json::array(),
+        json{{"name", 5}, {"command", "sleep 1"}}, json{{"name", "x"}, {"command", {"a", nullptr}}},
+        json{{"name", "x"}, {"command", {"a"}}, {"restart", "always"}},
+        json{{"name", "x"}, {"command", {"a"}}, {"restart", {{"jitter", "0.1"}}}},
+        json{{"command", {"a"}}}}) {
     auto r = ServiceSpecFromJson(j, "s");
     EXPECT_FALSE(r) << j.dump();
     if (!r) {

@@ -114,7 +114,7 @@ TEST(FleetSpec, MalformedFileReportsEveryProblemWithPositions) {
       "hosts:\n"                                                         // 3
       "  - {name: app1, address: 10.0.0.1}\n"                            // 4
       "  - {name: app1, address: 10.0.0.2}\n"                            // 5
-      "server: {hosts: [app1, app2], command: [/usr/bin/codebolt]}\n"   // 6
+      "server: {hosts: [app1, app2], command: [/usr/bin/codebolt]}\n"    // 6
       "agent_process_manager: {max_concurrent: 5, max_per_user: 10}\n"   // 7
       "plugin_process_manager: {restart_backoff_seconds: [1, 15, 5]}\n"  // 8
       "diagnose: {window: 5sec}\n"                                       // 9
@@ -161,9 +161,8 @@ TEST(FleetSpec, SeveralServersNeedPostgres) {
   const Problem* p = Find(ps, "database.url", "several servers need a shared Postgres");
   ASSERT_TRUE(p) << Dump(ps);
   EXPECT_EQ(p->line, 3);
-  EXPECT_TRUE(ParseFleetSpec(std::string(base) + "database: {url: \"postgresql://cb@db/cb\"}\n",
-                             "f")
-                  .ok());
+  EXPECT_TRUE(
+      ParseFleetSpec(std::string(base) + "database: {url: \"postgresql://cb@db/cb\"}\n", "f").ok());
   EXPECT_TRUE(ParseFleetSpec("server: {hosts: [local]}\n", "f").ok());
 }
 
@@ -193,7 +192,8 @@ TEST(FleetSpec, LimitsArePositiveAndOrdered) {
                    "workers.log_ingest.replicas"));
   EXPECT_TRUE(Find(Errors("agent_process_manager: {max_concurrent: many}\n"),
                    "agent_process_manager.max_concurrent", "expected an integer, found many"));
-  MustParse("agent_process_manager: {max_concurrent: 10, max_per_user: 10, max_per_workspace: 10}\n");
+  MustParse(
+      "agent_process_manager: {max_concurrent: 10, max_per_user: 10, max_per_workspace: 10}\n");
   // A default that no longer fits says so.
   auto by_default = Errors("agent_process_manager: {max_concurrent: 15}\n");
   const Problem* p = Find(by_default, "agent_process_manager.max_per_workspace",
@@ -245,10 +245,10 @@ TEST(FleetSpec, SectionShapesAndUnits) {
   EXPECT_TRUE(Find(Errors("cache: {llm_response: sometimes}\n"), "cache.llm_response"));
   EXPECT_TRUE(Find(Errors("server: {hosts: [local], health: {http: \"127.0.0.1:1\"}}\n"),
                    "server.health.http"));
-  EXPECT_TRUE(Find(Errors("server: {hosts: [local], reload: {signal: BOOM}}\n"),
-                   "server.reload.signal"));
-  EXPECT_TRUE(Find(Errors("server: {hosts: [local], stop: {signal: NOPE}}\n"),
-                   "server.stop.signal"));
+  EXPECT_TRUE(
+      Find(Errors("server: {hosts: [local], reload: {signal: BOOM}}\n"), "server.reload.signal"));
+  EXPECT_TRUE(
+      Find(Errors("server: {hosts: [local], stop: {signal: NOPE}}\n"), "server.stop.signal"));
   EXPECT_TRUE(Find(Errors("hosts: 5\n"), "hosts", "expected a list"));
   EXPECT_TRUE(Find(Errors("- a\n- b\n"), "", "expected a map"));
   EXPECT_TRUE(Find(Errors(""), "", "empty"));
@@ -269,11 +269,11 @@ TEST(FleetSpec, ThresholdsShape) {
 }
 
 TEST(FleetSpec, ServiceNamesAndDerivedNameClashes) {
-  EXPECT_TRUE(Find(Errors("services: [{name: \"a/b\", command: [x]}]\n"), "services[0].name",
-                   "'/'"));
+  EXPECT_TRUE(
+      Find(Errors("services: [{name: \"a/b\", command: [x]}]\n"), "services[0].name", "'/'"));
   EXPECT_TRUE(Find(Errors("services: [{name: x}]\n"), "services[0].command", "missing required"));
-  EXPECT_TRUE(Find(Errors("services: [{name: x, command: []}]\n"), "services[0].command",
-                   "non-empty"));
+  EXPECT_TRUE(
+      Find(Errors("services: [{name: x, command: []}]\n"), "services[0].command", "non-empty"));
   auto clash = Errors(
       "server: {hosts: [local]}\n"
       "services: [{name: server, command: [x]}]\n");
@@ -325,10 +325,10 @@ services:
   auto all = DeriveServices(s);
   std::vector<std::string> addrs;
   for (const auto& d : all) addrs.push_back(d.host + ":" + d.address);
-  EXPECT_EQ(addrs, (std::vector<std::string>{"app1:log-ingest-1", "app1:log-ingest-2",
-                                             "app1:search-mcp", "app1:server@app1",
-                                             "app2:memory-ingest-1", "app2:server@app2",
-                                             "local:pgbouncer"}));
+  EXPECT_EQ(addrs,
+            (std::vector<std::string>{"app1:log-ingest-1", "app1:log-ingest-2", "app1:search-mcp",
+                                      "app1:server@app1", "app2:memory-ingest-1",
+                                      "app2:server@app2", "local:pgbouncer"}));
   RestartSpec base;
   base.backoff_seconds = {2, 4};
   base.circuit_break_after_failures = 3;
@@ -367,7 +367,8 @@ services:
 }
 
 TEST(Derive, SingleHostDefaultsAndDeterminism) {
-  FleetSpec s = MustParse("server: {}\nservices: [{name: b, command: [b]}, {name: a, command: [a]}]\n");
+  FleetSpec s =
+      MustParse("server: {}\nservices: [{name: b, command: [b]}, {name: a, command: [a]}]\n");
   ASSERT_TRUE(s.server);
   EXPECT_EQ(s.server->hosts, (std::vector<std::string>{"local"}));
   auto all = DeriveServices(s);

@@ -74,9 +74,10 @@ TEST(Yaml, SyntaxErrorsHaveAPosition) {
 }
 
 TEST(Yaml, OddInputsDoNotCrash) {
-  for (const char* text : {"", "---\n", "a: &x [1, *x]\n", "[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]",
-                           "? [a]\n: 1\n", "a: 1\n---\nb: 2\n", "\t\x01\x02", "{a: }", "- - -",
-                           "key: !!binary aGVsbG8=", "*unknown"}) {
+  for (const char* text :
+       {"", "---\n", "a: &x [1, *x]\n", "[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]",
+        "? [a]\n: 1\n", "a: 1\n---\nb: 2\n", "\t\x01\x02", "{a: }", "- - -",
+        "key: !!binary aGVsbG8=", "*unknown"}) {
     Decoder d("x");
     auto n = ParseYaml(text, d);
     (void)n;
@@ -142,17 +143,17 @@ TEST(ServiceFile, LoadsYamlAndJson) {
 
 TEST(ServiceFile, MalformedFileReportsEveryProblemWithLineAndColumn) {
   const char* text =
-      "services:\n"                                      // 1
-      "  - name: web\n"                                  // 2
-      "    command: [/bin/web]\n"                        // 3
-      "    restart: {policy: sometimes, jitter: 2}\n"    // 4
-      "  - name: Web/2\n"                                // 5
-      "    comand: [x]\n"                                // 6
-      "  - name: web\n"                                  // 7
-      "    command: [/bin/other]\n"                      // 8
-      "    stop: {signal: TERM, grace_seconds: -1}\n"    // 9
-      "    cwd: relative\n"                              // 10
-      "    cwd: /abs\n";                                 // 11
+      "services:\n"                                    // 1
+      "  - name: web\n"                                // 2
+      "    command: [/bin/web]\n"                      // 3
+      "    restart: {policy: sometimes, jitter: 2}\n"  // 4
+      "  - name: Web/2\n"                              // 5
+      "    comand: [x]\n"                              // 6
+      "  - name: web\n"                                // 7
+      "    command: [/bin/other]\n"                    // 8
+      "    stop: {signal: TERM, grace_seconds: -1}\n"  // 9
+      "    cwd: relative\n"                            // 10
+      "    cwd: /abs\n";                               // 11
   auto r = ParseServiceFile(text, "svc.yaml");
   ASSERT_FALSE(r);
   const auto& ps = r.error();
@@ -184,8 +185,8 @@ TEST(ServiceFile, MalformedFileReportsEveryProblemWithLineAndColumn) {
 }
 
 TEST(ServiceFile, DuplicateNamesAndShapeErrors) {
-  auto dup = ParseServiceFile("services:\n  - {name: a, command: [x]}\n  - {name: a, command: [y]}\n",
-                              "f");
+  auto dup = ParseServiceFile(
+      "services:\n  - {name: a, command: [x]}\n  - {name: a, command: [y]}\n", "f");
   ASSERT_FALSE(dup);
   ASSERT_EQ(dup.error().size(), 1u);
   EXPECT_EQ(dup.error()[0].path, "services[1].name");

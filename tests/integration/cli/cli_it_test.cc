@@ -216,9 +216,11 @@ TEST_F(CliTest, ServiceCommandsAndLogs) {
   EXPECT_EQ(unknown.rc, 1);
   EXPECT_NE(unknown.err.find("nosuch"), std::string::npos);
 
-  ASSERT_TRUE(WaitFor([&] { return Cbctl({"logs", "ticker", "--tail", "3"}).out.find("tick-") !=
-                                   std::string::npos; },
-                      15));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Cbctl({"logs", "ticker", "--tail", "3"}).out.find("tick-") != std::string::npos;
+      },
+      15));
   auto logs = Cbctl({"logs", "ticker", "--tail", "2", "-o", "json"});
   EXPECT_EQ(logs.rc, 0);
   EXPECT_LE(json::parse(logs.out)["lines"].size(), 2u);
@@ -233,8 +235,8 @@ TEST_F(CliTest, ServiceCommandsAndLogs) {
     dup2(fd, 1);
     setenv("HOME", home_.c_str(), 1);
     setenv("CBCTL_SERVER", world_->addr().c_str(), 1);
-    execl((cpit::BinDir() + "/cbctl").c_str(), "cbctl", "--token-file", token_file_.c_str(),
-          "logs", "ticker", "-f", "--tail", "1", static_cast<char*>(nullptr));
+    execl((cpit::BinDir() + "/cbctl").c_str(), "cbctl", "--token-file", token_file_.c_str(), "logs",
+          "ticker", "-f", "--tail", "1", static_cast<char*>(nullptr));
     _exit(127);
   }
   bool streamed = WaitFor(
@@ -308,7 +310,8 @@ TEST_F(CliTest, TokensScopesAndAudit) {
   json audit_json = json::parse(audit.out);
   for (const auto& e : audit_json["entries"]) {
     saw_denied = saw_denied || e["result"] == "permission_denied";
-    saw_revoke = saw_revoke || (e["action"].get<std::string>().starts_with("DELETE") && e["result"] == "ok");
+    saw_revoke =
+        saw_revoke || (e["action"].get<std::string>().starts_with("DELETE") && e["result"] == "ok");
   }
   EXPECT_TRUE(saw_denied) << audit.out;
   EXPECT_TRUE(saw_revoke) << audit.out;
