@@ -327,6 +327,12 @@ int CmdDbPartition(Invocation& inv) {
   if (int c = Confirm(inv, "partition " + plan->table); c != kExitOk) return c;
   CancelOnSignal sig;
   o.cancel = &g_cancel;
+  // A second connection to report index-build progress (rows/blocks done, ETA); optional.
+  std::unique_ptr<db::Db> progress_conn;
+  if (auto pc = db::Connect(conn->params); pc) {
+    progress_conn = std::move(*pc);
+    o.progress_db = progress_conn.get();
+  }
   auto started = RealClock::Get()->Now();
   bool tty = inv.io.err_tty;
   o.on_progress = [&](const db::PartitionProgress& p) {

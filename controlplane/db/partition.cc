@@ -416,7 +416,7 @@ class Runner {
       (void)db_.Exec("ROLLBACK");
       if (r.error().code != Code::kTimeout || attempt >= o_.lock_attempts) return tl::unexpected(r.error());
       if (o_.on_progress) {
-        o_.on_progress({step_no, static_cast<int>(PartitionSteps().size()), step,
+        o_.on_progress({step_no, -1, -1, static_cast<int>(PartitionSteps().size()), step,
                         "lock not granted within " + std::to_string(o_.lock_timeout_ms) + " ms, retrying (attempt " +
                             std::to_string(attempt + 1) + ")",
                         0});
@@ -517,7 +517,7 @@ Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& cloc
   std::string target = rep.table;
   const int nsteps = static_cast<int>(PartitionSteps().size());
   auto progress = [&](int step, const std::string& msg) {
-    if (o.on_progress) o.on_progress({step, nsteps, PartitionSteps()[step - 1], msg, 0});
+    if (o.on_progress) o.on_progress({step, -1, -1, nsteps, PartitionSteps()[step - 1], msg, 0});
   };
   auto note = [&](const std::string& s) {
     rep.notes.push_back(s);
@@ -757,7 +757,33 @@ Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& cloc
           }
         }
         progress(step_no, "building unique index " + qidx + " concurrently (writers are not blocked)");
+        std::atomic<bool> built{false};
+        std::thread poller;
+        if (o.progress_db && o.on_progress) {
+          poller = std::thread([&, step_no] {
+            auto t0 = std::chrono::steady_clock::now();
+            while (!built.load()) {
+              for (int i = 0; i < 10 && !built.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+              if (built.load()) break;
+              auto pr = o.progress_db->Exec(
+                  "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total FROM "
+                  "pg_stat_progress_create_index WHERE pid = " + std::to_string(db.BackendPid()));
+              if (!pr || pr->empty()) continue;
+              double bd = pr->GetDouble(0, "blocks_done"), bt = pr->GetDouble(0, "blocks_total");
+              double td = pr->GetDouble(0, "tuples_done"), tt = pr->GetDouble(0, "tuples_total");
+              double f = tt > 0 ? td / tt : bt > 0 ? bd / bt : -1;
+              double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+              double eta = f > 0.01 ? el * (1 - f) / f : -1;
+              char buf[160];
+              std::snprintf(buf, sizeof buf, "%s: %.0f%%%s", pr->Get(0, "phase").c_str(), f >= 0 ? f * 100 : 0.0,
+                            eta >= 0 ? (", ETA " + std::to_string(static_cast<int>(eta + 0.5)) + " s").c_str() : "");
+              o.on_progress({step_no, f, eta, nsteps, step, "index " + qidx + " " + buf, el});
+            }
+          });
+        }
         auto c = db.Exec(idx_sql);
+        built = true;
+        if (poller.joinable()) poller.join();
         if (!c) r = tl::unexpected(c.error());
       }
       if (r) r = db.Exec(journal_step(step, w0)).map([](const Rows&) { return 1; });

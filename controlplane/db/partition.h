@@ -55,6 +55,8 @@ namespace cb::db {
 
 struct PartitionProgress {
   int step = 0;         // 1-based
+  double fraction = -1; // 0..1 when known (index builds), else -1
+  double eta_s = -1;    // seconds left when known, else -1
   int steps = 0;
   std::string name;     // "validate"
   std::string message;  // what is happening ("waiting for lock, attempt 3")
@@ -74,7 +76,11 @@ struct PartitionOptions {
   int lock_attempts = 60;        // then the step fails (kTimeout), resumable
   int long_xact_warn_s = 5;      // transactions older than this are reported before locking
   const std::atomic<bool>* cancel = nullptr;                      // set to cancel
-  std::function<void(const PartitionProgress&)> on_progress;       // step starts / waits
+  std::function<void(const PartitionProgress&)> on_progress;       // step starts / waits / index progress
+  // Optional second connection to the same database: while an index is built, its progress
+  // (pg_stat_progress_create_index: blocks or tuples done, ETA) is polled through it every
+  // 500 ms and reported through on_progress (from a helper thread). nullptr: no polling.
+  Db* progress_db = nullptr;
   std::function<void(const std::string&)> on_note;                 // warnings and notes as they happen
   // Test seam: called after each step is journaled; returning false stops the run at once
   // without any cleanup (the connection is abandoned), as if the process had been killed.

@@ -151,10 +151,16 @@ TEST(DbPartitionIt, OnlineWithWritersAndReadersLosesNothing) {
   auto db = Open(tdb.Url());
   ASSERT_TRUE(db);
   std::vector<std::string> steps_seen;
+  std::mutex progress_mu;
+  int bad_fractions = 0;
+  auto progress_db = Open(tdb.Url());  // index-build progress is polled through it
   auto o = Opts();
   o.retention = "12mo";
+  o.progress_db = progress_db.get();
   o.on_progress = [&](const PartitionProgress& p) {
+    std::lock_guard<std::mutex> l(progress_mu);
     if (steps_seen.empty() || steps_seen.back() != p.name) steps_seen.push_back(p.name);
+    if (p.fraction > 1.0 || (p.fraction < 0 && p.fraction != -1)) ++bad_fractions;
   };
   auto r = Partition(*db, o, *RealClock::Get());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -172,6 +178,7 @@ TEST(DbPartitionIt, OnlineWithWritersAndReadersLosesNothing) {
   // Generous bound (the 200 ms target is measured in bench/partition).
   EXPECT_LT(load.max_write_ms.load(), 3000);
   EXPECT_EQ((std::vector<std::string>{"shell", "bound", "validate", "index", "swap", "finish"}), steps_seen);
+  EXPECT_EQ(bad_fractions, 0);
 
   // Every row once.
   EXPECT_EQ(tdb.Query("SELECT count(*) FROM event_log"), std::to_string(kRows + load.inserted.load()));
