@@ -300,7 +300,7 @@ int CmdDbPartition(Invocation& inv) {
     return plan.error().code == Code::kInvalidArgument ? PrintUsageError(inv, plan.error().message)
                                                        : Fail(inv, plan.error());
   }
-  if (plan->already_partitioned) {
+  if (plan->already_partitioned && !o.split_old) {
     if (*fmt != Format::kTable) PrintStructured(inv.io.out, Json{{"table", plan->table}, {"already_partitioned", true}}, *fmt);
     else inv.io.out << plan->table << " is already partitioned; nothing to do.\n";
     return kExitOk;

@@ -157,7 +157,7 @@ complete -c cbctl -n '__cbctl_at \'db partition\'' -l column -x -d 'Partition co
 complete -c cbctl -n '__cbctl_at \'db partition\'' -l interval -x -a 'month' -d 'Partition interval'
 complete -c cbctl -n '__cbctl_at \'db partition\'' -l premake -x -d 'Future monthly partitions to keep ready'
 complete -c cbctl -n '__cbctl_at \'db partition\'' -l retention -x -d 'Keep partitions this long (12mo, 1y, 90d); older ones are detached by db maintain'
-complete -c cbctl -n '__cbctl_at \'db partition\'' -l split-old -d 'Also move the old rows into monthly partitions (not available in this build)'
+complete -c cbctl -n '__cbctl_at \'db partition\'' -l split-old -d 'Then move the old rows into monthly partitions, one month per transaction; each month locks the whole table (see below)'
 complete -c cbctl -n '__cbctl_at \'db partition\'' -l no-wait -d 'Fail, naming the holder, when another run holds the table\'s lock'
 complete -c cbctl -n '__cbctl_at \'db partition\'' -l lock-timeout -x -d 'lock_timeout per attempt for every lock on the table (retried)'
 complete -c cbctl -n '__cbctl_at \'db partition\'' -l dry-run -d 'Show the plan (the exact statements) and change nothing'

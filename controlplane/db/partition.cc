@@ -497,7 +497,7 @@ Result<int> ParseRetentionMonths(const std::string& text) {
   return Err(Code::kInvalidArgument, "retention '{}': unknown unit '{}' (use mo, y or d)", text, unit);
 }
 
-Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& clock) {
+static Result<PartitionReport> PartitionMain(Db& db, const PartitionOptions& o, Clock& clock) {
   if (o.interval != "month") {
     return Err(Code::kInvalidArgument, "--interval {}: only 'month' is supported", o.interval);
   }
@@ -505,11 +505,6 @@ Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& cloc
     return Err(Code::kInvalidArgument, "--premake {}: expected 1..120 future partitions", o.premake);
   }
   if (!o.retention.empty()) CB_TRY_VOID(ParseRetentionMonths(o.retention));
-  if (o.split_old) {
-    return Err(Code::kFailedPrecondition,
-               "--split-old is not available in this build: the old rows stay in one partition (<table>_old), which "
-               "`cbctl db maintain` detaches once all of it is past the retention period");
-  }
   CB_TRY(auto tn, ParseTableName(o.table));
   CB_TRY(auto ti, Inspect(db, tn, o.column));
   PartitionReport rep;
@@ -830,6 +825,114 @@ Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& cloc
     }
   }
   if (lock) (void)lock->Release();
+  return rep;
+}
+
+// --split-old: moves the rows of <t>_old into monthly partitions, newest month first, one
+// transaction per month (see PartitionOptions::split_old for what it locks).
+static Result<void> SplitOld(Db& db, const PartitionOptions& o, PartitionReport& rep) {
+  CB_TRY(auto tn, ParseTableName(o.table));
+  std::string reg = tn.schema.empty() ? QuoteIdent(tn.table) : QualifiedName(tn.schema, tn.table);
+  CB_TRY(auto t, db.Exec("SELECT n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner, a.attname, "
+                         "format_type(a.atttypid, a.atttypmod) AS type FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                         "c.relnamespace LEFT JOIN pg_partitioned_table p ON p.partrelid = c.oid LEFT JOIN pg_attribute a "
+                         "ON a.attrelid = c.oid AND a.attnum = p.partattrs[0] WHERE c.oid = to_regclass(" +
+                         QuoteLiteral(reg) + ")"));
+  if (t.empty() || t.Get(0, "relkind") != "p") {
+    return Err(Code::kFailedPrecondition, "--split-old: {} is not partitioned", o.table);
+  }
+  std::string schema = t.Get(0, "nspname"), table = t.Get(0, "relname"), col = t.Get(0, "attname");
+  std::string type = NormalizeType(t.Get(0, "type"));
+  Names n = MakeNames(schema, table);
+  CB_TRY(auto old, db.Exec("SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i JOIN pg_class c ON "
+                           "c.oid = i.inhrelid WHERE i.inhparent = to_regclass(" + QuoteLiteral(n.qt) +
+                           ") AND c.oid = to_regclass(" + QuoteLiteral(n.qold) + ")"));
+  if (old.empty()) {
+    rep.notes.push_back("--split-old: " + n.qold + " is not a partition of " + n.qt + "; nothing to split");
+    return Ok();
+  }
+  std::string b = old.Get(0, "bound");
+  auto q = b.find("TO ('");
+  if (q == std::string::npos) return Err(Code::kFailedPrecondition, "--split-old: unexpected bound of {}: {}", n.qold, b);
+  CB_TRY(WallTime upper, ParseMonthText(b.substr(q + 5, 10)));
+  CB_TRY(auto mn, QueryValue(db, "SELECT to_char(date_trunc('month', min(" + QuoteIdent(col) + ")), 'YYYY-MM-DD') FROM " +
+                                     n.qold));
+  if (mn.empty()) {
+    rep.notes.push_back("--split-old: " + n.qold + " is empty; nothing to split");
+    return Ok();
+  }
+  CB_TRY(WallTime lowest, ParseMonthText(mn));
+  CB_TRY(auto total_s, QueryValue(db, "SELECT count(*) FROM " + n.qold));
+  double total = std::stod(total_s), moved = 0;
+  CB_TRY(auto lock, OpLock::Acquire(db, "partition", n.qt, o.wait_lock));
+  Runner run(db, o);
+  auto t0 = std::chrono::steady_clock::now();
+  const int nsteps = static_cast<int>(PartitionSteps().size());
+  int months = 0;
+  for (WallTime m = AddMonths(MonthStart(upper - std::chrono::hours(1)), 0); m >= lowest; m = AddMonths(m, -1)) {
+    if (run.Cancelled()) {
+      (void)lock.Release();
+      return Err(Code::kCancelled, "--split-old cancelled; months down to {} are split, run it again to continue",
+                 FormatMonth(AddMonths(m, 1)).substr(0, 7));
+    }
+    std::string pname = PartName(table, m);
+    std::string qp = QualifiedName(schema, pname);
+    std::string lo = BoundLiteral(type, m), hi = BoundLiteral(type, AddMonths(m, 1));
+    CB_TRY(auto cnt, QueryValue(db, "SELECT count(*) FROM " + n.qold + " WHERE " + QuoteIdent(col) + " >= " + lo));
+    double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double eta = moved > 0 ? el * (total - moved) / moved : -1;
+    if (o.on_progress) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf, "moving %s: %s rows (%.0f of %.0f moved so far%s)", FormatMonth(m).substr(0, 7).c_str(),
+                    cnt.c_str(), moved, total, eta >= 0 ? (", ETA " + std::to_string(static_cast<int>(eta)) + " s").c_str() : "");
+      o.on_progress({nsteps, total > 0 ? moved / total : -1, eta, nsteps, "split-old", buf, el});
+    }
+    std::vector<std::string> stmts = {
+        "LOCK TABLE " + n.qt + " IN ACCESS EXCLUSIVE MODE",
+        "ALTER TABLE " + n.qt + " DETACH PARTITION " + n.qold,
+        "CREATE TABLE " + qp + " (LIKE " + n.qt + " INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE)",
+        "INSERT INTO " + qp + " SELECT * FROM " + n.qold + " WHERE " + QuoteIdent(col) + " >= " + lo,
+        "DELETE FROM " + n.qold + " WHERE " + QuoteIdent(col) + " >= " + lo,
+        "ALTER TABLE " + n.qold + " DROP CONSTRAINT IF EXISTS " + QuoteIdent(n.bound),
+        "ALTER TABLE " + n.qold + " ADD CONSTRAINT " + QuoteIdent(n.bound) + " CHECK (" + QuoteIdent(col) +
+            " IS NOT NULL AND " + QuoteIdent(col) + " < " + lo + ")",
+        "ALTER TABLE " + qp + " ADD CONSTRAINT " + QuoteIdent(DerivedName(pname, "_bound")) + " CHECK (" +
+            QuoteIdent(col) + " IS NOT NULL AND " + QuoteIdent(col) + " >= " + lo + " AND " + QuoteIdent(col) + " < " +
+            hi + ")",
+        "ALTER TABLE " + n.qt + " ATTACH PARTITION " + n.qold + " FOR VALUES FROM (MINVALUE) TO (" + lo + ")",
+        "ALTER TABLE " + n.qt + " ATTACH PARTITION " + qp + " FOR VALUES FROM (" + lo + ") TO (" + hi + ")",
+        "ALTER TABLE " + qp + " OWNER TO " + QuoteIdent(t.Get(0, "owner")),
+    };
+    auto r = run.InTxWithRetry(stmts, "split-old", nsteps);
+    if (!r) {
+      (void)lock.Release();
+      return tl::unexpected(r.error().Wrap("--split-old, month " + FormatMonth(m).substr(0, 7) +
+                                           " (earlier months are unchanged; run it again to continue)"));
+    }
+    moved += std::stod(cnt);
+    ++months;
+    rep.steps.push_back({"split-old " + FormatMonth(m).substr(0, 7), run.last_tx_ms / 1000.0, *r, false});
+  }
+  (void)db.Exec("ANALYZE " + n.qt);
+  rep.notes.push_back("--split-old: moved " + std::to_string(static_cast<int64_t>(moved)) + " rows into " +
+                      std::to_string(months) + " monthly partitions");
+  (void)lock.Release();
+  return Ok();
+}
+
+Result<PartitionReport> Partition(Db& db, const PartitionOptions& o, Clock& clock) {
+  PartitionOptions main = o;
+  main.split_old = false;
+  CB_TRY(auto rep, PartitionMain(db, main, clock));
+  if (!o.split_old) return rep;
+  if (o.dry_run) {
+    rep.notes.push_back("--split-old: then, newest month first, one transaction per month of " + rep.old_partition +
+                        ": LOCK the table, DETACH the old partition, copy the month's rows into a new partition, "
+                        "delete them from the old one, re-check its bound, ATTACH both");
+    return rep;
+  }
+  CB_TRY_VOID(SplitOld(db, o, rep));
+  rep.already_partitioned = false;
   return rep;
 }
 

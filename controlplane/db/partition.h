@@ -70,7 +70,11 @@ struct PartitionOptions {
   int premake = 4;               // future monthly partitions created up front
   std::string retention;         // e.g. "12mo"; stored for `db maintain`; empty = keep forever
   bool dry_run = false;          // print the statements, change nothing (not even the cbctl schema)
-  bool split_old = false;        // not supported yet: refused with a clear error
+  // Then move the old rows into monthly partitions, newest month first, one transaction per
+  // month. Each holds an ACCESS EXCLUSIVE lock on the whole table (readers and writers wait)
+  // while it copies and deletes that month's rows, re-checks the remaining old rows and builds
+  // the new partition's indexes: seconds per million rows. Resumable month by month.
+  bool split_old = false;
   bool wait_lock = true;         // false: a concurrent run makes this fail naming the holder
   int lock_timeout_ms = 100;     // per attempt, for every statement that locks the table
   int lock_attempts = 60;        // then the step fails (kTimeout), resumable

@@ -475,3 +475,44 @@ TEST(DbPartitionIt, RefusesBadInputWithTheReason) {
 
 }  // namespace
 }  // namespace cb::db
+
+namespace cb::db {
+namespace {
+
+TEST(DbPartitionIt, SplitOldMovesOldRowsIntoMonthlyPartitions) {
+  REQUIRE_PG();
+  TestDatabase tdb("psplit");
+  ASSERT_TRUE(tdb.ok());
+  MakeEventLog(tdb, 6000);  // spread over the last 6 months
+  auto db = Open(tdb.Url());
+  ASSERT_TRUE(db);
+  auto o = Opts();
+  o.split_old = true;
+  std::vector<std::string> messages;
+  o.on_progress = [&](const PartitionProgress& p) {
+    if (p.name == "split-old") messages.push_back(p.message);
+  };
+  auto r = Partition(*db, o, *RealClock::Get());
+  ASSERT_TRUE(r.has_value()) << r.error().ToString();
+  EXPECT_EQ(tdb.Query("SELECT count(*) FROM event_log"), "6000");
+  EXPECT_EQ(tdb.Query("SELECT count(DISTINCT id) FROM event_log"), "6000");
+  EXPECT_EQ(tdb.Query("SELECT count(*) FROM event_log_old"), "0");
+  // Every row sits in the partition of its own month.
+  EXPECT_EQ(tdb.Query("SELECT count(*) FROM event_log e WHERE e.tableoid::regclass::text <> 'event_log_p' || "
+                      "to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY_MM')"),
+            "0");
+  EXPECT_GE(std::stoi(tdb.Query("SELECT count(*) FROM pg_inherits WHERE inhparent = 'event_log'::regclass")), 6 + 6);
+  ASSERT_FALSE(messages.empty());
+  EXPECT_NE(messages[0].find("moving"), std::string::npos) << messages[0];
+  // Still writable, late rows too, and identity continues.
+  EXPECT_EQ(tdb.Query("INSERT INTO event_log (created_at, kind) VALUES (now() - interval '40 days', 'late') RETURNING kind"),
+            "late");
+  EXPECT_EQ(tdb.Query("SELECT count(*) FROM event_log_default"), "0");
+  // A second run has nothing left to split.
+  auto again = Partition(*db, o, *RealClock::Get());
+  ASSERT_TRUE(again.has_value()) << again.error().ToString();
+  EXPECT_EQ(tdb.Query("SELECT count(*) FROM event_log"), "6001");
+}
+
+}  // namespace
+}  // namespace cb::db
