@@ -129,7 +129,7 @@ Node NodeFromJson(const nlohmann::json& j) {
     case nlohmann::json::value_t::object:
       n.kind = Node::Kind::kMap;
       for (auto it = j.begin(); it != j.end(); ++it) {
-        n.entries.emplace_back(it.key(), NodeFromJson(it.value()));
+        n.entries.push_back(MapEntry{it.key(), NodeFromJson(it.value())});
         n.key_marks.push_back({});
       }
       break;

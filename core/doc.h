@@ -35,12 +35,14 @@ struct Mark {
   int column = 0;  // 1-based
 };
 
+struct MapEntry;
+
 struct Node {
   enum class Kind { kNull, kPlain, kString, kNumber, kBool, kSeq, kMap };
   Kind kind = Kind::kNull;
   std::string text;                                   // scalars: the text as written
   std::vector<Node> items;                            // kSeq
-  std::vector<std::pair<std::string, Node>> entries;  // kMap, in document order
+  std::vector<MapEntry> entries;                       // kMap, in document order
   std::vector<Mark> key_marks;                        // kMap: where each key is
   Mark mark;
 
@@ -55,6 +57,13 @@ struct Node {
   const Node* Find(std::string_view key) const;
   // The mark of the key `key` (its value's mark when not found).
   Mark KeyMark(std::string_view key) const;
+};
+
+// One key: value of a map (first/second like std::pair; a struct because std::pair may not
+// hold the still-incomplete Node).
+struct MapEntry {
+  std::string first;
+  Node second;
 };
 
 // How a node is described in "found": `-1`, `"abc"`, `a list`, `a map`, `null`.

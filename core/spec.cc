@@ -1099,7 +1099,7 @@ std::string SpecToYaml(const FleetSpec& spec) { return JsonToYaml(SpecToJson(spe
 std::vector<DerivedService> DeriveServices(const FleetSpec& s) {
   std::vector<DerivedService> out;
   const RestartSpec base = s.DefaultRestart();
-  auto add = [&](const std::vector<std::string>& hosts, ServiceSpec spec) {
+  auto add = [&](const std::vector<std::string>& hosts, const ServiceSpec& spec) {
     for (const auto& h : hosts) out.push_back(DerivedService{h, "", spec});
   };
   if (s.server) {

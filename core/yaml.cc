@@ -87,7 +87,7 @@ class Converter {
           // A key without a value has no position of its own: use the key's.
           Node v = Convert(value, child, depth + 1, key_mark);
           if (v.IsNull()) v.mark = key_mark;
-          n.entries.emplace_back(k, std::move(v));
+          n.entries.push_back(MapEntry{k, std::move(v)});
           n.key_marks.push_back(key_mark);
         }
         break;
