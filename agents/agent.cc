@@ -634,25 +634,26 @@ struct Agent::Impl {
     if (!known && access(path.c_str(), F_OK) != 0) {
       return Err(Code::kNotFound, "service '{}' not found (and no log file {})", name, path);
     }
-    std::unique_ptr<LogFollower> follower;
-    if (follow) {
-      follower = std::make_unique<LogFollower>(path);
-    }
-    if (follower) {
-      (void)follower->Poll();  // starts at the current end
-    }
-    auto lines = Tail(path, tail);
-    if (!lines) {
-      return Err(lines.error());
-    }
-    if (follower) {
-      auto it = conns.find(conn_fd);
-      if (it != conns.end()) {
-        it->second.follows.push_back(Conn::Follow{id, std::move(follower)});
-        next_follow_poll = clock->Now() + std::chrono::milliseconds(200);
+    if (!follow) {
+      auto lines = Tail(path, tail);
+      if (!lines) {
+        return Err(lines.error());
       }
+      return json{{"lines", *lines}};
     }
-    return json{{"lines", *lines}};
+    // The tail and the follower's starting point are taken under one lock (agents/logfile.h),
+    // so no line is shown twice or missed in between; an unfinished last line comes whole from
+    // the stream once it ends.
+    auto tf = TailThenFollow(path, tail);
+    if (!tf) {
+      return Err(tf.error());
+    }
+    auto it = conns.find(conn_fd);
+    if (it != conns.end()) {
+      it->second.follows.push_back(Conn::Follow{id, std::move(tf->follower)});
+      next_follow_poll = clock->Now() + std::chrono::milliseconds(200);
+    }
+    return json{{"lines", std::move(tf->lines)}};
   }
 };
 

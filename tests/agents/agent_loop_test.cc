@@ -141,6 +141,40 @@ TEST_F(AgentLoopTest, ImperativeCommandsAndErrors) {
   EXPECT_TRUE(stats.contains("result")) << stats.dump();
 }
 
+// `logs --tail N -f`: the tail and the stream join without a duplicate or a split line. An
+// unfinished last line is held back from the tail and arrives whole in the stream once its
+// newline is written (a separate Tail + follower at the end showed "par" then "tial").
+TEST_F(AgentLoopTest, LogsTailThenFollowNoDuplicateNoSplitLine) {
+  // No service of that name: the log file alone makes the name known.
+  std::string log = dir_ + "/st/logs/old.log";
+  {
+    std::ofstream f(log);
+    f << "one\ntwo\npar";
+  }
+  json r = Call("logs", {{"name", "old"}, {"tail", 5}, {"follow", true}});
+  ASSERT_TRUE(r.contains("result")) << r.dump();
+  EXPECT_EQ(r["result"]["lines"], json({"one", "two"}));
+  {
+    std::ofstream f(log, std::ios::app);
+    f << "tial\nthree\n";
+  }
+  json streamed = json::array();
+  for (int i = 0; i < 20 && streamed.size() < 2; ++i) {
+    json m = Next();
+    ASSERT_TRUE(m.contains("stream")) << m.dump();
+    EXPECT_EQ(m["id"], id_);
+    for (auto& l : m["stream"]["lines"]) streamed.push_back(l);
+  }
+  EXPECT_EQ(streamed, json({"partial", "three"}));
+  // Without follow: a plain tail, the unfinished line included as it is.
+  {
+    std::ofstream f(log, std::ios::app);
+    f << "four";
+  }
+  json t = Call("logs", {{"name", "old"}, {"tail", 2}});
+  EXPECT_EQ(t["result"]["lines"], json({"three", "four"})) << t.dump();
+}
+
 TEST(AgentCreate, SocketPathTooLong) {
   char tmpl[] = "/tmp/cbloop-XXXXXX";
   std::string dir = mkdtemp(tmpl);
