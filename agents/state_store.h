@@ -9,7 +9,9 @@
 //                  "start_ticks": 123456, "started_at_ns": <epoch ns>, "manual_stop": false,
 //                  "removing": false, "restarts": 0, "consecutive_failures": 0,
 //                  "last_exit": null | {"code": N} | {"signal": N} | {"unknown": true},
-//                  "last_error": ""}]}
+//                  "last_error": "",
+//                  "next_start_at_ns": null | <epoch ns> (backoff: the restart, circuit-open:
+//                                     the probe; restored as a monotonic deadline)}]}
 //
 // Writes are atomic: state.json.tmp is written, fsynced, renamed over state.json, and the
 // directory is fsynced. Thread-safety: plain functions.

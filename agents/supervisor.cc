@@ -40,6 +40,29 @@ std::optional<ServiceState> ServiceStateFromName(std::string_view name) {
 Supervisor::Supervisor(ProcessLauncher* launcher, RandomSource random, LogPathFn log_path)
     : launcher_(launcher), random_(std::move(random)), log_path_(std::move(log_path)) {}
 
+namespace {
+
+// The longest delay a backoff restart can have been scheduled with (last value, full jitter).
+Duration MaxBackoff(const ServiceSpec& spec) {
+  const auto& b = spec.restart.backoff_seconds;
+  double longest = b.empty() ? 0.0 : *std::max_element(b.begin(), b.end());
+  return Seconds(std::max(0.0, longest) * (1.0 + std::clamp(spec.restart.jitter, 0.0, 1.0)));
+}
+
+// A persisted wall-clock due time as a monotonic instant: past ones are due now, ones further
+// away than `longest` (the wall clock went back) are cut to now + longest; none persisted:
+// `fallback`.
+MonoTime RestoredDueTime(const std::optional<WallTime>& due, Duration longest, MonoTime now,
+                         WallTime wall_now, MonoTime fallback) {
+  if (!due) {
+    return fallback;
+  }
+  Duration left = std::chrono::duration_cast<Duration>(*due - wall_now);
+  return now + std::clamp(left, Duration::zero(), longest);
+}
+
+}  // namespace
+
 double Supervisor::BackoffSeconds(const Svc& s) {
   const auto& b = s.spec.restart.backoff_seconds;
   if (b.empty()) {
@@ -456,6 +479,9 @@ std::vector<PersistedService> Supervisor::Snapshot(MonoTime now, WallTime wall_n
     p.last_exit = s.last_exit;
     p.last_error = s.last_error;
     p.removing = !s.desired;
+    if (s.state == ServiceState::kBackoff || s.state == ServiceState::kCircuitOpen) {
+      p.next_start_at = MonoToWall(s.next_start, now, wall_now);
+    }
     out.push_back(std::move(p));
   }
   return out;
@@ -526,11 +552,14 @@ void Supervisor::Restore(const std::vector<PersistedService>& saved, MonoTime no
     Svc& ref = services_[p.spec.name] = std::move(s);
     switch (p.state) {
       case ServiceState::kBackoff:
-        ref.next_start = now;
+        ref.next_start = RestoredDueTime(p.next_start_at, MaxBackoff(ref.spec), now, wall_now,
+                                         now);
         break;
-      case ServiceState::kCircuitOpen:
-        ref.next_start = now + Seconds(ref.spec.restart.probe_after_seconds);
+      case ServiceState::kCircuitOpen: {
+        Duration probe = Seconds(ref.spec.restart.probe_after_seconds);
+        ref.next_start = RestoredDueTime(p.next_start_at, probe, now, wall_now, now + probe);
         break;
+      }
       case ServiceState::kStarting:
       case ServiceState::kRunning:
       case ServiceState::kStopping:

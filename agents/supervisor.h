@@ -82,6 +82,9 @@ struct PersistedService {
   std::optional<ExitStatus> last_exit;
   std::string last_error;
   bool removing = false;  // no longer desired; stopping before being forgotten
+  // backoff: when the restart is due; circuit-open: when the probe is due. nullopt in other
+  // states (and in state files written before this field existed).
+  std::optional<WallTime> next_start_at;
 };
 
 struct ApplyResult {
@@ -141,8 +144,12 @@ class Supervisor {
   std::vector<PersistedService> Snapshot(MonoTime now, WallTime wall_now) const;
   // Restores after an agent restart: processes are adopted via launcher->Adopt (identity by
   // pid + start time); one that cannot be adopted died meanwhile: its exit is recorded as
-  // unknown and the policy applies (restart). Services are otherwise left as persisted;
-  // backoff restarts are due at once, open circuits probe after probe_after_seconds.
+  // unknown and the policy applies (restart). Services are otherwise left as persisted; a
+  // backoff restart and a circuit probe keep their persisted due time (next_start_at, wall
+  // time, converted to monotonic time with `now`/`wall_now`): one already past is due at once,
+  // and a due time further away than the configured delay (the wall clock was set back) is
+  // cut to that delay. Without a persisted due time (an older state file) a backoff restart
+  // is due at once and a probe after probe_after_seconds.
   void Restore(const std::vector<PersistedService>& saved, MonoTime now, WallTime wall_now);
 
   // Incremented on every change worth persisting (the loop saves when it moves).

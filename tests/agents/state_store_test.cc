@@ -53,11 +53,17 @@ TEST_F(StateStoreTest, RoundTrip) {
   stopped.removing = true;
   stopped.last_exit = ExitStatus::Unknown();
   s.services.push_back(stopped);
+  PersistedService waiting;
+  waiting.spec.name = "waiting";
+  waiting.spec.command = {"sleep", "1"};
+  waiting.state = ServiceState::kBackoff;
+  waiting.next_start_at = WallTime(std::chrono::milliseconds(1'800'000'123'456));
+  s.services.push_back(waiting);
   ASSERT_TRUE(SaveState(dir_, s, WallTime{}));
   auto l = LoadState(dir_, WallTime{});
   ASSERT_TRUE(l) << l.error().ToString();
   EXPECT_TRUE(l->corrupt_moved_to.empty());
-  ASSERT_EQ(l->state.services.size(), 2u);
+  ASSERT_EQ(l->state.services.size(), 3u);
   EXPECT_EQ(l->state.owner, "cbctld:abc");
   const auto& a = l->state.services[0];
   EXPECT_EQ(a.spec, s.services[0].spec);
@@ -74,6 +80,11 @@ TEST_F(StateStoreTest, RoundTrip) {
   EXPECT_TRUE(b.removing);
   EXPECT_FALSE(b.process);
   EXPECT_EQ(b.last_exit, ExitStatus::Unknown());
+  EXPECT_FALSE(b.next_start_at);
+  EXPECT_FALSE(a.next_start_at);
+  const auto& c = l->state.services[2];
+  EXPECT_EQ(c.state, ServiceState::kBackoff);
+  EXPECT_EQ(c.next_start_at, waiting.next_start_at);
   // No temp file left behind; mode 0600.
   EXPECT_FALSE(fs::exists(dir_ + "/state.json.tmp"));
   struct stat st {};

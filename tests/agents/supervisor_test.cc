@@ -505,16 +505,22 @@ TEST_F(SupervisorTest, RestoreFinishesStopsThatWereUnderWay) {
   EXPECT_TRUE(l2.starts.empty());
 }
 
-TEST_F(SupervisorTest, RestoreKeepsCountersAndReArmsBackoffAndCircuit) {
-  ServiceSpec a = Svc("backoff");
+// Backoff and circuit survive an agent restart: the due times are persisted as wall time and
+// restored as monotonic deadlines, so the downtime counts towards the wait (neither an instant
+// restart nor a fresh full probe period).
+TEST_F(SupervisorTest, RestoreKeepsCountersAndBackoffAndCircuitDueTimes) {
+  ServiceSpec a = Svc("backoff", {10});
   ServiceSpec b = Svc("open", {1});
   b.restart.circuit_break_after_failures = 1;
   b.restart.probe_after_seconds = 50;
   sup_.Apply({a, b}, now());
-  Crash("backoff");
-  Crash("open");
+  Crash("backoff");  // restart due in 10 s
+  Crash("open");     // probe due in 50 s
   ASSERT_EQ(St("open").state, ServiceState::kCircuitOpen);
+  clock_.AdvanceSeconds(4);
   auto snap = sup_.Snapshot(now(), clock_.WallNow());
+  ASSERT_TRUE(snap[0].next_start_at && snap[1].next_start_at);
+  clock_.AdvanceSeconds(3);  // the agent was down for 3 s
   FakeLauncher l2;
   Supervisor s2(
       &l2, [] { return 0.5; }, [](const std::string& n) { return n; });
@@ -523,12 +529,59 @@ TEST_F(SupervisorTest, RestoreKeepsCountersAndReArmsBackoffAndCircuit) {
   EXPECT_EQ(st->state, ServiceState::kCircuitOpen);
   EXPECT_EQ(st->consecutive_failures, 1);
   EXPECT_EQ(s2.StatusOf("backoff", now(), clock_.WallNow())->restarts, 0);
+  EXPECT_EQ(s2.StatusOf("backoff", now(), clock_.WallNow())->state, ServiceState::kBackoff);
   s2.Step(now());
-  EXPECT_EQ(l2.StartsOf("backoff"), 1);  // backoff restart due at once
-  EXPECT_EQ(l2.StartsOf("open"), 0);     // the circuit waits for its probe
-  clock_.AdvanceSeconds(50);
+  EXPECT_EQ(l2.StartsOf("backoff"), 0);  // 3 s of the 10 are still to wait
+  clock_.AdvanceSeconds(2.999);
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("backoff"), 0);
+  clock_.AdvanceSeconds(0.001);
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("backoff"), 1);
+  EXPECT_EQ(l2.StartsOf("open"), 0);
+  clock_.AdvanceSeconds(39.999);  // 4 + 3 + 3 + 39.999 < 50
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("open"), 0);
+  clock_.AdvanceSeconds(0.001);
   s2.Step(now());
   EXPECT_EQ(l2.StartsOf("open"), 1);
+}
+
+TEST_F(SupervisorTest, RestoredDueTimesInThePastAreDueAtOnceAndFarOnesAreCapped) {
+  ServiceSpec a = Svc("late", {10});
+  ServiceSpec b = Svc("far", {10});
+  ServiceSpec c = Svc("old", {10});
+  ServiceSpec d = Svc("oldopen", {1});
+  d.restart.circuit_break_after_failures = 1;
+  d.restart.probe_after_seconds = 50;
+  sup_.Apply({a, b, c, d}, now());
+  for (const char* n : {"late", "far", "old", "oldopen"}) Crash(n);
+  auto snap = sup_.Snapshot(now(), clock_.WallNow());
+  for (auto& p : snap) {
+    if (p.spec.name == "late") p.next_start_at = clock_.WallNow() - std::chrono::seconds(30);
+    // The wall clock was set back by a day meanwhile: wait at most the configured delay.
+    if (p.spec.name == "far") p.next_start_at = clock_.WallNow() + std::chrono::hours(24);
+    // A state file from before next_start_at existed.
+    if (p.spec.name == "old" || p.spec.name == "oldopen") p.next_start_at.reset();
+  }
+  FakeLauncher l2;
+  Supervisor s2(
+      &l2, [] { return 0.5; }, [](const std::string& n) { return n; });
+  s2.Restore(snap, now(), clock_.WallNow());
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("late"), 1);
+  EXPECT_EQ(l2.StartsOf("old"), 1);  // as before: backoff due at once
+  EXPECT_EQ(l2.StartsOf("far"), 0);
+  clock_.AdvanceSeconds(9.999);
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("far"), 0);
+  clock_.AdvanceSeconds(0.001);  // the longest backoff, 10 s (jitter 0)
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("far"), 1);
+  EXPECT_EQ(l2.StartsOf("oldopen"), 0);
+  clock_.AdvanceSeconds(40);  // as before: a full probe period from the restore
+  s2.Step(now());
+  EXPECT_EQ(l2.StartsOf("oldopen"), 1);
 }
 
 TEST_F(SupervisorTest, ImperativeCommandsOnUnknownServiceAreNotFound) {

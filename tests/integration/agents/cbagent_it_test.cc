@@ -110,6 +110,52 @@ TEST(CbagentIt, Kill9ThenServeKeepsPidsAndStartsNoDuplicates) {
   EXPECT_EQ(w.PsOf("a")["last_exit"]["unknown"], true);
 }
 
+// A restart in backoff and an open circuit's probe keep their due times across kill -9 of the
+// agent and a new serve: the backoff restart is not done at once, and the probe is not put off
+// by a fresh probe_after_seconds.
+TEST(CbagentIt, BackoffAndCircuitDueTimesSurviveAgentKill9) {
+  AgentWorld w;
+  pid_t agent = w.Serve();
+  std::string backoff = w.Path("backoff"), probe = w.Path("probe");
+  auto r = w.Apply(
+      "services:\n"
+      "  - name: backoff\n"
+      "    command: [/bin/sh, -c, 'date +%s.%N >> " +
+      backoff +
+      "; exit 1']\n"
+      "    restart: {backoff_seconds: [8], jitter: 0, circuit_break_after_failures: 10}\n"
+      "  - name: probe\n"
+      "    command: [/bin/sh, -c, 'date +%s.%N >> " +
+      probe +
+      "; exit 1']\n"
+      "    restart: {backoff_seconds: [1], jitter: 0, circuit_break_after_failures: 1, "
+      "probe_after_seconds: 8}\n");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  ASSERT_TRUE(WaitFor(
+      [&] { return w.StateOf("backoff") == "backoff" && w.StateOf("probe") == "circuit-open"; },
+      10));
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  w.Kill9(agent);
+  w.Serve();
+  EXPECT_EQ(w.StateOf("backoff"), "backoff");
+  EXPECT_EQ(w.StateOf("probe"), "circuit-open");
+  // Before: the backoff restart came at once after the new serve.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  EXPECT_EQ(Lines(ReadFile(backoff)).size(), 1u) << "restarted at once after the agent restart";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return Lines(ReadFile(backoff)).size() >= 2 && Lines(ReadFile(probe)).size() >= 2;
+      },
+      15));
+  for (const std::string& f : {backoff, probe}) {
+    auto lines = Lines(ReadFile(f));
+    double d = std::stod(lines[1]) - std::stod(lines[0]);
+    EXPECT_GE(d, 8.0 - 0.05) << f;  // due 8 s after the exit, which follows the start
+    // A fresh delay from the new serve would be at least 3 + 8 s.
+    EXPECT_LT(d, 10.5) << f << ": the wait started again after the agent restart";
+  }
+}
+
 TEST(CbagentIt, ChattyServiceKeepsRunningAndBeingLoggedAcrossAgentKill9) {
   AgentWorld w;
   pid_t agent = w.Serve();
