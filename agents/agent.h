@@ -8,7 +8,11 @@
 //   - a signalfd for TERM/INT: Step() then returns false and the agent exits LEAVING ITS
 //     SERVICES RUNNING (services outlive the agent; a new `serve` re-adopts them).
 // Every change of the supervisor's state is written to STATE_DIR/state.json (atomically)
-// before the next wait. Only one agent serves a state dir (flock on STATE_DIR/agent.lock).
+// before the next wait, and replies go out only after that save. Only one agent serves a
+// state dir (flock on STATE_DIR/agent.lock).
+// Short-lived helper threads exist only inside an `apply` that starts many services: up to
+// RealLauncher::kMaxParallelStarts fork/execs in flight, and one thread creating missing log
+// files ahead of them; they are joined before the apply's reply is built.
 //
 // Thread-safety: not thread-safe; Create, Step and Run from one thread.
 #pragma once

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 #include "core/service.h"
@@ -40,6 +41,12 @@ struct ExitStatus {
   bool operator==(const ExitStatus&) const = default;
 };
 
+// One start of a batch (ProcessLauncher::StartMany). `spec` must outlive the call.
+struct StartRequest {
+  const ServiceSpec* spec = nullptr;
+  std::string log_path;
+};
+
 class ProcessLauncher {
  public:
   virtual ~ProcessLauncher() = default;
@@ -49,6 +56,18 @@ class ProcessLauncher {
   // "exec /usr/bin/nope: No such file or directory" (kNotFound), not executable
   // (kPermissionDenied), unknown user, cwd missing, fork failure.
   virtual Result<ProcessId> Start(const ServiceSpec& spec, const std::string& log_path) = 0;
+
+  // Starts several services, possibly several at a time (the real launcher overlaps their
+  // fork/exec). The results are in the order of `reqs`, each what Start() would have
+  // returned. Default: Start() for one after the other.
+  virtual std::vector<Result<ProcessId>> StartMany(const std::vector<StartRequest>& reqs) {
+    std::vector<Result<ProcessId>> out;
+    out.reserve(reqs.size());
+    for (const auto& r : reqs) {
+      out.push_back(Start(*r.spec, r.log_path));
+    }
+    return out;
+  }
 
   // Sends `sig` to the process group `pgid`. A group that no longer exists is success.
   virtual Result<void> SignalGroup(pid_t pgid, int sig) = 0;

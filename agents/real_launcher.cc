@@ -9,11 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #ifndef P_PIDFD
@@ -175,7 +179,28 @@ RealLauncher::~RealLauncher() {
   }
 }
 
-Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string& log_path) {
+// Everything one start needs, prepared on the agent's thread; the spawn step only makes
+// syscalls (it may run on a helper thread, see StartMany).
+struct RealLauncher::Prepared {
+  const ServiceSpec* spec = nullptr;
+  std::string log_path;
+  std::string exe, cwd, user_name;
+  std::vector<std::string> args, env_strs;
+  std::vector<char*> argv, envp;
+  ChildArgs ca{};
+  // Outcome of Spawn():
+  pid_t pid = -1;
+  const char* spawn_step = nullptr;  // "pipe2" or "fork" when that failed, with spawn_errno
+  int spawn_errno = 0;
+  int child_stage = 0;  // a child step failed (ChildStage), with child_errno
+  int child_errno = 0;
+};
+
+Result<std::unique_ptr<RealLauncher::Prepared>> RealLauncher::Prepare(const ServiceSpec& spec,
+                                                                      const std::string& log_path) {
+  auto p = std::make_unique<Prepared>();
+  p->spec = &spec;
+  p->log_path = log_path;
   if (spec.command.empty()) {
     return Err(Code::kInvalidArgument, "service '{}': empty command", spec.name);
   }
@@ -248,46 +273,61 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
   for (const auto& [k, v] : env) {
     env_strs.push_back(k + "=" + v);
   }
-  std::vector<char*> envp;
-  for (auto& s : env_strs) {
-    envp.push_back(s.data());
-  }
-  envp.push_back(nullptr);
   std::vector<std::string> args = spec.command;
-  std::vector<char*> argv;
-  for (auto& s : args) {
-    argv.push_back(s.data());
-  }
-  argv.push_back(nullptr);
   std::string cwd = spec.cwd.empty() ? default_cwd_ : spec.cwd;
-  ChildArgs ca;
-  ca.cwd = cwd.empty() ? nullptr : cwd.c_str();
-  ca.log = log_path.empty() ? "/dev/null" : log_path.c_str();
-  ca.exe = exe.c_str();
-  ca.user = user_name.c_str();
+  p->exe = std::move(exe);
+  p->cwd = std::move(cwd);
+  p->user_name = std::move(user_name);
+  p->args = std::move(args);
+  p->env_strs = std::move(env_strs);
+  for (auto& e : p->env_strs) {
+    p->envp.push_back(e.data());
+  }
+  p->envp.push_back(nullptr);
+  for (auto& a : p->args) {
+    p->argv.push_back(a.data());
+  }
+  p->argv.push_back(nullptr);
+  ChildArgs& ca = p->ca;
+  ca.cwd = p->cwd.empty() ? nullptr : p->cwd.c_str();
+  ca.log = p->log_path.empty() ? "/dev/null" : p->log_path.c_str();
+  ca.exe = p->exe.c_str();
+  ca.user = p->user_name.c_str();
   ca.set_user = set_user;
   ca.uid = uid;
   ca.gid = gid;
-  ca.argv = argv.data();
-  ca.envp = envp.data();
+  ca.argv = p->argv.data();
+  ca.envp = p->envp.data();
+  ca.errfd = -1;
+  return p;
+}
 
+// fork/vfork and wait for the exec (or the failure the child reports). Syscalls only: safe on
+// a helper thread (vfork suspends only the calling thread; the child uses that thread's
+// stack and touches nothing else).
+void RealLauncher::Spawn(Prepared& p) {
+  ChildArgs ca = p.ca;
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) {
-    return Err(ErrnoError("pipe2", errno));
+    p.spawn_step = "pipe2";
+    p.spawn_errno = errno;
+    return;
   }
   ca.errfd = pipefd[1];
   // vfork when no user switch is needed: no page-table copy, and the parent waits for the
   // exec anyway. The child only makes syscalls and then execs or _exits. initgroups() (for
-  // `user:`) reads NSS and allocates, so that case uses fork.
-  pid_t pid = set_user ? fork() : vfork();
+  // `user:`) reads NSS and allocates, so that case uses fork (and never runs on a helper
+  // thread: StartMany spawns those on the agent's thread with no helper running).
+  pid_t pid = ca.set_user ? fork() : vfork();
   if (pid == 0) {
     ChildMain(&ca);
   }
   if (pid < 0) {
-    int e = errno;
+    p.spawn_step = "fork";
+    p.spawn_errno = errno;
     close(pipefd[0]);
     close(pipefd[1]);
-    return Err(ErrnoError("fork", e));
+    return;
   }
   close(pipefd[1]);
   setpgid(pid, pid);  // also from the parent, so a signal right away reaches the group
@@ -297,10 +337,28 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
     n = read(pipefd[0], &ce, sizeof ce);
   } while (n < 0 && errno == EINTR);
   close(pipefd[0]);
+  p.pid = pid;
   if (n == static_cast<ssize_t>(sizeof ce)) {
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    p.child_stage = ce.stage;
+    p.child_errno = ce.err;
+  }
+}
+
+Result<ProcessId> RealLauncher::Finish(Prepared& p) {
+  const ServiceSpec& spec = *p.spec;
+  const ChildArgs& ca = p.ca;
+  const std::string& log_path = p.log_path;
+  const std::string& cwd = p.cwd;
+  const std::string& exe = p.exe;
+  if (p.spawn_step != nullptr) {
+    return Err(ErrnoError(p.spawn_step, p.spawn_errno));
+  }
+  pid_t pid = p.pid;
+  if (p.child_stage != 0) {
+    ChildError ce{p.child_stage, p.child_errno};
     std::string what;
     switch (ce.stage) {
       case kSetpgid:
@@ -353,6 +411,64 @@ Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string
     watch_(pid, fd);
   }
   return id;
+}
+
+Result<ProcessId> RealLauncher::Start(const ServiceSpec& spec, const std::string& log_path) {
+  CB_TRY(std::unique_ptr<Prepared> p, Prepare(spec, log_path));
+  Spawn(*p);
+  return Finish(*p);
+}
+
+std::vector<Result<ProcessId>> RealLauncher::StartMany(const std::vector<StartRequest>& reqs) {
+  std::vector<Result<ProcessId>> out(reqs.size(), Result<ProcessId>(ProcessId{}));
+  std::vector<std::unique_ptr<Prepared>> prepared(reqs.size());
+  std::vector<size_t> parallel;  // indexes spawned by the helpers
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto p = Prepare(*reqs[i].spec, reqs[i].log_path);
+    if (!p) {
+      out[i] = Err(p.error());
+      continue;
+    }
+    prepared[i] = std::move(*p);
+    if (prepared[i]->ca.set_user) {
+      Spawn(*prepared[i]);  // fork + initgroups: on this thread, no helper running yet
+    } else {
+      parallel.push_back(i);
+    }
+  }
+  // Each start waits for its child's exec; several in flight overlap those waits (and use
+  // every CPU). Below a handful, threads cost more than they save.
+  size_t helpers = std::min<size_t>(kMaxParallelStarts, parallel.size() / 4);
+  if (helpers <= 1) {
+    for (size_t i : parallel) {
+      Spawn(*prepared[i]);
+    }
+  } else {
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t k = next++; k < parallel.size(); k = next++) {
+        Spawn(*prepared[parallel[k]]);
+      }
+    };
+    std::vector<std::thread> threads;
+    for (size_t t = 1; t < helpers; ++t) {
+      try {
+        threads.emplace_back(work);
+      } catch (const std::system_error&) {
+        break;  // no thread: this one does the rest
+      }
+    }
+    work();
+    for (auto& t : threads) {
+      t.join();
+    }
+  }
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    if (prepared[i]) {
+      out[i] = Finish(*prepared[i]);
+    }
+  }
+  return out;
 }
 
 Result<void> RealLauncher::SignalGroup(pid_t pgid, int sig) {

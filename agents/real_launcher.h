@@ -18,8 +18,10 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agents/launcher.h"
 
@@ -39,6 +41,12 @@ class RealLauncher final : public ProcessLauncher {
   ~RealLauncher() override;
 
   Result<ProcessId> Start(const ServiceSpec& spec, const std::string& log_path) override;
+  // Up to kMaxParallelStarts starts in flight at once (helper threads, each vfork-ing and
+  // waiting for its child's exec; services with `user:` are forked on the calling thread
+  // first, before any helper runs). Batches below 8 run one after the other. Results in
+  // order; the watch callback runs on the calling thread, after the spawns.
+  std::vector<Result<ProcessId>> StartMany(const std::vector<StartRequest>& reqs) override;
+  static constexpr size_t kMaxParallelStarts = 4;
   Result<void> SignalGroup(pid_t pgid, int sig) override;
   Result<void> Adopt(const ProcessId& id) override;
 
@@ -55,6 +63,11 @@ class RealLauncher final : public ProcessLauncher {
     int pidfd = -1;
     bool own_child = false;
   };
+  struct Prepared;
+  Result<std::unique_ptr<Prepared>> Prepare(const ServiceSpec& spec, const std::string& log_path);
+  static void Spawn(Prepared& p);
+  Result<ProcessId> Finish(Prepared& p);
+
   std::string default_cwd_;
   WatchFn watch_;
   std::map<pid_t, Watched> watched_;

@@ -76,14 +76,21 @@ double Supervisor::BackoffSeconds(const Svc& s) {
   return std::max(0.0, base * (1.0 - j + 2.0 * j * u));
 }
 
-void Supervisor::StartNow(Svc& s, MonoTime now) {
+void Supervisor::BeginStart(Svc& s) {
   Touch();
   s.state = ServiceState::kStarting;
   s.process.reset();
   s.adopted = false;
   s.kill_sent = false;
   s.after_stop = AfterStop::kStay;
-  auto r = launcher_->Start(s.spec, log_path_ ? log_path_(s.spec.name) : std::string());
+}
+
+void Supervisor::StartNow(Svc& s, MonoTime now) {
+  BeginStart(s);
+  FinishStart(s, launcher_->Start(s.spec, log_path_ ? log_path_(s.spec.name) : std::string()), now);
+}
+
+void Supervisor::FinishStart(Svc& s, Result<ProcessId> r, MonoTime now) {
   if (r) {
     s.process = *r;
     s.started = now;
@@ -158,13 +165,14 @@ ApplyResult Supervisor::Apply(const std::vector<ServiceSpec>& desired, MonoTime 
   Touch();
   ApplyResult out;
   std::set<std::string> names;
+  std::vector<Svc*> to_start;  // started together at the end (launcher->StartMany)
   for (const auto& d : desired) {
     names.insert(d.name);
     auto it = services_.find(d.name);
     if (it == services_.end()) {
       Svc& s = services_[d.name];
       s.spec = d;
-      StartNow(s, now);
+      to_start.push_back(&s);
       out.started.push_back(d.name);
       continue;
     }
@@ -199,7 +207,7 @@ ApplyResult Supervisor::Apply(const std::vector<ServiceSpec>& desired, MonoTime 
       s.pending_spec.reset();
       s.consecutive_failures = 0;
       s.restarts++;
-      StartNow(s, now);
+      to_start.push_back(&s);
     }
     out.restarted.push_back(d.name);
   }
@@ -222,7 +230,22 @@ ApplyResult Supervisor::Apply(const std::vector<ServiceSpec>& desired, MonoTime 
     }
   }
   for (const auto& n : erase) {
-    services_.erase(n);
+    services_.erase(n);  // never one of to_start (those are desired)
+  }
+  if (!to_start.empty()) {
+    std::vector<StartRequest> reqs;
+    reqs.reserve(to_start.size());
+    for (Svc* s : to_start) {
+      BeginStart(*s);
+      reqs.push_back({&s->spec, log_path_ ? log_path_(s->spec.name) : std::string()});
+    }
+    auto results = launcher_->StartMany(reqs);
+    for (size_t i = 0; i < to_start.size(); ++i) {
+      FinishStart(*to_start[i],
+                  i < results.size() ? std::move(results[i])
+                                     : Result<ProcessId>(Err(Code::kInternal, "no start result")),
+                  now);
+    }
   }
   return out;
 }
@@ -552,8 +575,7 @@ void Supervisor::Restore(const std::vector<PersistedService>& saved, MonoTime no
     Svc& ref = services_[p.spec.name] = std::move(s);
     switch (p.state) {
       case ServiceState::kBackoff:
-        ref.next_start = RestoredDueTime(p.next_start_at, MaxBackoff(ref.spec), now, wall_now,
-                                         now);
+        ref.next_start = RestoredDueTime(p.next_start_at, MaxBackoff(ref.spec), now, wall_now, now);
         break;
       case ServiceState::kCircuitOpen: {
         Duration probe = Seconds(ref.spec.restart.probe_after_seconds);

@@ -101,7 +101,8 @@ class Supervisor {
   Supervisor(ProcessLauncher* launcher, RandomSource random, LogPathFn log_path);
 
   // Replaces the desired services (see the header comment). `desired` must already be valid
-  // (unique names); the agent validates before calling.
+  // (unique names); the agent validates before calling. The services it starts are started
+  // with one launcher->StartMany() (after the stop signals of removed/changed ones).
   ApplyResult Apply(const std::vector<ServiceSpec>& desired, MonoTime now);
 
   // A process exited (pid as returned by Start/Adopt). Unknown pids are ignored.
@@ -177,6 +178,8 @@ class Supervisor {
   };
 
   void StartNow(Svc& s, MonoTime now);
+  void BeginStart(Svc& s);  // StartNow = BeginStart, the launcher's start, FinishStart
+  void FinishStart(Svc& s, Result<ProcessId> r, MonoTime now);
   void BeginStop(Svc& s, MonoTime now, AfterStop after);
   void HandleExit(Svc& s, ExitStatus status, MonoTime now);  // policy decision after an exit
   void ScheduleRestart(Svc& s, MonoTime now);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace cb {
@@ -114,6 +115,51 @@ TEST_F(RealLauncherTest, ExecFailuresComeBackWithErrno) {
   ASSERT_FALSE(badlog);
   EXPECT_NE(badlog.error().message.find("open log file"), std::string::npos);
   EXPECT_TRUE(watched_.empty());  // nothing left to watch after failures
+}
+
+// A batch runs several starts at a time (helper threads); every result is in request order,
+// each service runs in its own group with its own log and argv, and failures come back with
+// their errno like Start()'s.
+TEST_F(RealLauncherTest, StartManyKeepsOrderAndReportsEachFailure) {
+  std::vector<ServiceSpec> specs;
+  for (int i = 0; i < 24; ++i) {
+    ServiceSpec s = Spec({"/bin/sh", "-c", "echo svc" + std::to_string(i) + "; exec sleep 30"});
+    s.name = "s" + std::to_string(i);
+    specs.push_back(s);
+  }
+  specs[5].command = {dir_ + "/nope"};
+  specs[17].command = {"definitely-not-a-command-xyz"};
+  std::vector<StartRequest> reqs;
+  for (auto& s : specs) reqs.push_back({&s, dir_ + "/" + s.name + ".log"});
+  auto results = launcher_.StartMany(reqs);
+  ASSERT_EQ(results.size(), specs.size());
+  std::set<pid_t> pids;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (i == 5) {
+      ASSERT_FALSE(results[i]);
+      EXPECT_EQ(results[i].error().message, "exec " + dir_ + "/nope: No such file or directory");
+      continue;
+    }
+    if (i == 17) {
+      ASSERT_FALSE(results[i]);
+      EXPECT_NE(results[i].error().message.find("not found on PATH"), std::string::npos);
+      continue;
+    }
+    ASSERT_TRUE(results[i]) << i << ": " << results[i].error().ToString();
+    pid_t pid = results[i]->pid;
+    EXPECT_TRUE(pids.insert(pid).second);
+    EXPECT_EQ(getpgid(pid), pid) << i;
+    ASSERT_TRUE(watched_.count(pid)) << i;
+    EXPECT_EQ(ProcessStartTicks(pid).value_or(0), results[i]->start_ticks) << i;
+  }
+  EXPECT_EQ(launcher_.watched(), specs.size() - 2);
+  // Each log got its own service's output (order and identity of the results).
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (i == 5 || i == 17) continue;
+    std::string log = dir_ + "/" + specs[i].name + ".log";
+    for (int k = 0; k < 200 && Slurp(log).empty(); ++k) usleep(10000);
+    EXPECT_EQ(Slurp(log), "svc" + std::to_string(i) + "\n") << i;
+  }
 }
 
 TEST_F(RealLauncherTest, AdoptChecksStartTime) {

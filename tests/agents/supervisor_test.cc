@@ -584,6 +584,32 @@ TEST_F(SupervisorTest, RestoredDueTimesInThePastAreDueAtOnceAndFarOnesAreCapped)
   EXPECT_EQ(l2.StartsOf("oldopen"), 1);
 }
 
+// Apply starts what it starts in one launcher batch (the real launcher overlaps those
+// fork/execs); a failed start in the batch is handled like any other; removed ones are stopped.
+TEST_F(SupervisorTest, ApplyStartsInOneBatch) {
+  sup_.Apply({Svc("old")}, now());
+  ASSERT_EQ(launcher_.batches.size(), 1u);
+  pid_t old_pid = St("old").pid;
+  ServiceSpec bad = Svc("bad");
+  bad.command = {"/bin/missing"};
+  launcher_.failing_commands.insert("/bin/missing");
+  auto r = sup_.Apply({Svc("a"), bad, Svc("b")}, now());
+  EXPECT_EQ(r.started, (std::vector<std::string>{"a", "bad", "b"}));
+  EXPECT_EQ(r.stopped, std::vector<std::string>{"old"});
+  ASSERT_EQ(launcher_.batches.size(), 2u);
+  EXPECT_EQ(launcher_.batches[1], (std::vector<std::string>{"a", "bad", "b"}));
+  EXPECT_EQ(launcher_.SignalsTo(old_pid), std::vector<int>{SIGTERM});
+  EXPECT_EQ(St("a").state, ServiceState::kRunning);
+  EXPECT_EQ(St("b").state, ServiceState::kRunning);
+  EXPECT_NE(St("a").pid, St("b").pid);
+  EXPECT_EQ(St("bad").state, ServiceState::kBackoff);
+  EXPECT_EQ(St("bad").consecutive_failures, 1);
+  EXPECT_NE(St("bad").last_error.find("/bin/missing"), std::string::npos);
+  // Nothing to start: no batch.
+  sup_.Apply({Svc("a"), bad, Svc("b")}, now());
+  EXPECT_EQ(launcher_.batches.size(), 2u);
+}
+
 TEST_F(SupervisorTest, ImperativeCommandsOnUnknownServiceAreNotFound) {
   for (auto f : {&Supervisor::Start, &Supervisor::Stop, &Supervisor::Restart, &Supervisor::Reset}) {
     auto r = (sup_.*f)("ghost", now(), clock_.WallNow());

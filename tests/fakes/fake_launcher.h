@@ -35,6 +35,13 @@ class FakeLauncher final : public ProcessLauncher {
     starts.push_back({spec.name, pid, log_path, spec});
     return ProcessId{pid, static_cast<uint64_t>(pid) * 10};
   }
+  // Records the batch (names, in order), then starts each like Start().
+  std::vector<Result<ProcessId>> StartMany(const std::vector<StartRequest>& reqs) override {
+    std::vector<std::string> names;
+    for (const auto& r : reqs) names.push_back(r.spec->name);
+    batches.push_back(names);
+    return ProcessLauncher::StartMany(reqs);
+  }
   Result<void> SignalGroup(pid_t pgid, int sig) override {
     signals.push_back({pgid, sig});
     return Ok();
@@ -66,6 +73,7 @@ class FakeLauncher final : public ProcessLauncher {
   std::set<std::string> failing_commands;  // argv[0] values whose exec fails
   std::map<pid_t, uint64_t> adoptable;     // pid -> start ticks Adopt() accepts
   std::vector<Started> starts;
+  std::vector<std::vector<std::string>> batches;  // StartMany() calls, names in order
   std::vector<Signalled> signals;
   std::vector<pid_t> adopted;
   int failed_starts = 0;
