@@ -768,7 +768,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(const AgentOptions& opts_in) {
   sigaddset(&mask, SIGINT);
   sigaddset(&mask, SIGHUP);
   sigprocmask(SIG_BLOCK, &mask, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  (void)signal(SIGPIPE, SIG_IGN);
 
   impl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
   if (impl->epoll_fd < 0) {
@@ -914,7 +914,9 @@ bool Agent::Step(int timeout_ms) {
   m.MaybeSave();
   for (int fd : m.flush_after_save) {
     auto it = m.conns.find(fd);
-    if (it != m.conns.end()) m.Flush(it->second);
+    if (it != m.conns.end()) {
+      m.Flush(it->second);
+    }
   }
   m.flush_after_save.clear();
   if (m.trim_wanted) {

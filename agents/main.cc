@@ -51,14 +51,14 @@ const char* kUsage =
 
 int Usage(const std::string& msg) {
   if (!msg.empty()) {
-    std::fprintf(stderr, "cbagent: %s\n", msg.c_str());
+    (void)std::fprintf(stderr, "cbagent: %s\n", msg.c_str());
   }
-  std::fputs(kUsage, stderr);
+  (void)std::fputs(kUsage, stderr);
   return kExitUsage;
 }
 
 int Fail(const cb::Error& e) {
-  std::fprintf(stderr, "cbagent: %s\n", e.message.c_str());
+  (void)std::fprintf(stderr, "cbagent: %s\n", e.message.c_str());
   return e.code == cb::Code::kUnavailable ? kExitUnavailable : kExitFailed;
 }
 
@@ -221,8 +221,9 @@ int Rpc(int argc, char** argv) {
       fd = cb::ConnectAgentSocket(dir);
     }
     if (!fd) {
-      std::fprintf(stderr, "cbagent: started an agent but it did not answer; see %s/agent.log\n",
-                   dir.c_str());
+      (void)std::fprintf(stderr,
+                         "cbagent: started an agent but it did not answer; see %s/agent.log\n",
+                         dir.c_str());
     }
   }
   if (!fd) {
@@ -378,8 +379,8 @@ int Ctl(int argc, char** argv) {
       while (!text.empty() && text.back() == '\n') {
         text.pop_back();
       }
-      std::fprintf(stderr, "%s\ncbagent: %s: %zu problem(s); nothing applied\n", text.c_str(),
-                   file.c_str(), specs.error().size());
+      (void)std::fprintf(stderr, "%s\ncbagent: %s: %zu problem(s); nothing applied\n", text.c_str(),
+                         file.c_str(), specs.error().size());
       return kExitFailed;
     }
     json list = json::array();
@@ -411,7 +412,7 @@ int Ctl(int argc, char** argv) {
     }
     if (r->contains("warnings")) {
       for (const auto& w : (*r)["warnings"]) {
-        std::fprintf(stderr, "cbagent: warning: %s\n", w.get<std::string>().c_str());
+        (void)std::fprintf(stderr, "cbagent: warning: %s\n", w.get<std::string>().c_str());
       }
     }
     return 0;
@@ -465,8 +466,8 @@ int Ctl(int argc, char** argv) {
       PrintTable(rows);
     }
     if (r->contains("state_file_problem")) {
-      std::fprintf(stderr, "cbagent: warning: %s\n",
-                   (*r)["state_file_problem"].get<std::string>().c_str());
+      (void)std::fprintf(stderr, "cbagent: warning: %s\n",
+                         (*r)["state_file_problem"].get<std::string>().c_str());
     }
     return 0;
   }
@@ -508,15 +509,15 @@ int Ctl(int argc, char** argv) {
     for (const auto& l : (*r)["lines"]) {
       std::printf("%s\n", l.get<std::string>().c_str());
     }
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     while (follow) {
       auto m = c.ReadMessage();
       if (!m) {
         return Fail(m.error());
       }
       if (m->contains("error")) {
-        std::fprintf(stderr, "cbagent: %s\n",
-                     (*m)["error"].value("message", std::string()).c_str());
+        (void)std::fprintf(stderr, "cbagent: %s\n",
+                           (*m)["error"].value("message", std::string()).c_str());
         continue;
       }
       if (!m->contains("stream")) {
@@ -525,7 +526,7 @@ int Ctl(int argc, char** argv) {
       for (const auto& l : (*m)["stream"]["lines"]) {
         std::printf("%s\n", l.get<std::string>().c_str());
       }
-      std::fflush(stdout);
+      (void)std::fflush(stdout);
     }
     return 0;
   }
@@ -571,7 +572,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-    std::fputs(kUsage, stdout);
+    (void)std::fputs(kUsage, stdout);
     return 0;
   }
   return Usage("unknown command '" + cmd + "'");

@@ -47,7 +47,9 @@ std::string FindOnPath(const std::string& cmd, std::string* searched) {
     if (dir.empty()) {
       dir = ".";
     }
-    std::string full = dir + "/" + cmd;
+    std::string full = dir;
+    full += '/';
+    full += cmd;
     struct stat st {};
     if (stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(full.c_str(), X_OK) == 0) {
       return full;
@@ -83,7 +85,7 @@ struct ChildArgs {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   for (int sig : {SIGPIPE, SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGQUIT, SIGUSR1, SIGUSR2}) {
-    signal(sig, SIG_DFL);
+    (void)signal(sig, SIG_DFL);
   }
   if (setpgid(0, 0) != 0) {
     ChildFail(a, kSetpgid);
@@ -124,7 +126,7 @@ struct ChildArgs {
 
 Result<uint64_t> ProcessStartTicks(pid_t pid) {
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  (void)std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     return Err(Code::kNotFound, "process {} does not exist", pid);
@@ -270,8 +272,12 @@ Result<std::unique_ptr<RealLauncher::Prepared>> RealLauncher::Prepare(const Serv
     env[k] = v;
   }
   std::vector<std::string> env_strs;
+  env_strs.reserve(env.size());
   for (const auto& [k, v] : env) {
-    env_strs.push_back(k + "=" + v);
+    std::string kv = k;
+    kv += '=';
+    kv += v;
+    env_strs.push_back(std::move(kv));
   }
   std::vector<std::string> args = spec.command;
   std::string cwd = spec.cwd.empty() ? default_cwd_ : spec.cwd;
@@ -318,6 +324,9 @@ void RealLauncher::Spawn(Prepared& p) {
   // exec anyway. The child only makes syscalls and then execs or _exits. initgroups() (for
   // `user:`) reads NSS and allocates, so that case uses fork (and never runs on a helper
   // thread: StartMany spawns those on the agent's thread with no helper running).
+  // The child (ChildMain) only makes syscalls and then execs or _exits; posix_spawn cannot
+  // report which step failed nor switch users.
+  // NOLINTNEXTLINE(clang-analyzer-unix.Vfork,clang-analyzer-security.insecureAPI.vfork)
   pid_t pid = ca.set_user ? fork() : vfork();
   if (pid == 0) {
     ChildMain(&ca);

@@ -65,7 +65,7 @@ std::string CompactTime(WallTime t) {
   std::tm tm{};
   gmtime_r(&tt, &tm);
   char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  (void)std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
   return buf;
 }
 
@@ -104,11 +104,11 @@ json StateToJson(const AgentState& s, WallTime now) {
                                                  .count())
                                       : json(nullptr);
     e["last_exit"] = p.last_exit ? ExitToStateJson(*p.last_exit) : json(nullptr);
-    e["next_start_at_ns"] =
-        p.next_start_at ? json(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   p.next_start_at->time_since_epoch())
-                                   .count())
-                        : json(nullptr);
+    e["next_start_at_ns"] = p.next_start_at
+                                ? json(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           p.next_start_at->time_since_epoch())
+                                           .count())
+                                : json(nullptr);
     services.push_back(std::move(e));
   }
   return json{{"version", 1},
@@ -162,8 +162,7 @@ Result<AgentState> StateFromJson(const json& j) {
       if (e.contains("next_start_at_ns") && !e["next_start_at_ns"].is_null()) {
         if (!e["next_start_at_ns"].is_number_integer()) {
           return Err(Code::kInvalidArgument,
-                     "{}.next_start_at_ns: expected an integer (ns since the epoch) or null",
-                     path);
+                     "{}.next_start_at_ns: expected an integer (ns since the epoch) or null", path);
         }
         p.next_start_at = WallTime(std::chrono::duration_cast<WallTime::duration>(
             std::chrono::nanoseconds(e["next_start_at_ns"].get<int64_t>())));

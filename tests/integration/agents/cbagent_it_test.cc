@@ -143,9 +143,7 @@ TEST(CbagentIt, BackoffAndCircuitDueTimesSurviveAgentKill9) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   EXPECT_EQ(Lines(ReadFile(backoff)).size(), 1u) << "restarted at once after the agent restart";
   ASSERT_TRUE(WaitFor(
-      [&] {
-        return Lines(ReadFile(backoff)).size() >= 2 && Lines(ReadFile(probe)).size() >= 2;
-      },
+      [&] { return Lines(ReadFile(backoff)).size() >= 2 && Lines(ReadFile(probe)).size() >= 2; },
       15));
   for (const std::string& f : {backoff, probe}) {
     auto lines = Lines(ReadFile(f));
