@@ -626,6 +626,7 @@ struct ApiServer::Impl {
     out += "# HELP cbctld_log_followers Open `logs -f` streams.\n# TYPE cbctld_log_followers gauge\n";
     out += fmt::format("cbctld_log_followers {}\n", followers.load());
     out += metrics.Render();
+    if (opt.extra_metrics) out += opt.extra_metrics();
     return out;
   }
 

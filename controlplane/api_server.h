@@ -7,6 +7,7 @@
 // Thread-safety: Bind() then Run() (blocking, on its own thread); Stop() from any thread.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -25,6 +26,7 @@ struct ApiOptions {
   int worker_threads = 8;                 // for ordinary requests
   int max_followers = 32;                 // concurrent `logs -f` streams; one more gets 503
   std::string version = "0.1.0";
+  std::function<std::string()> extra_metrics;  // appended to /metrics (e.g. db maintenance); empty = none
 };
 
 // "127.0.0.1:7390" -> host, port. kInvalidArgument naming the input when malformed.

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "controlplane/auth.h"
+#include "controlplane/db_maintainer.h"
 #include "controlplane/reconciler.h"
 #include "controlplane/spec_adapter.h"
 #include "controlplane/state_store.h"
@@ -118,8 +119,21 @@ Result<void> Serve(const ServeOptions& o, const std::atomic<bool>& stop, const C
   };
   Reconciler rec(*store, clock, derive, connectors, ro);
 
+  StateStore* store_ptr = store.get();
+  DbMaintainerOptions mo;
+  mo.interval = o.maintain_interval;
+  DbMaintainer maintainer(
+      [store_ptr]() -> Result<std::optional<std::string>> {
+        CB_TRY(auto spec, store_ptr->CurrentSpec());
+        if (!spec) return std::optional<std::string>();
+        return std::optional<std::string>(spec->yaml);
+      },
+      RealMaintainRunner(), [](const std::string& line) { LogLine(line); },
+      [store_ptr](const wire::AuditEntry& e) { (void)store_ptr->AppendAudit(e); }, mo);
+
   ApiOptions api = o.api;
   api.version = std::string(kCbctldVersion);
+  api.extra_metrics = [&maintainer] { return maintainer.RenderMetrics(); };
   ApiServer server(*store, rec, derive, clock, api);
   CB_TRY(std::string addr, server.Bind());  // validates --listen / TLS first
   // One cbctld per state dir: an exclusive lock held for the process's lifetime (released by
@@ -150,6 +164,14 @@ Result<void> Serve(const ServeOptions& o, const std::atomic<bool>& stop, const C
                       tls ? "https" : "http", addr, o.state_dir, ro.owner, cbagent.empty() ? "not found" : cbagent));
 
   std::thread http([&] { server.Run(); });
+  // Db maintenance on its own thread: a slow or unreachable database never holds up the API or
+  // the reconciler; one thread, so two passes never overlap.
+  std::thread maint([&] {
+    while (!stop.load()) {
+      maintainer.Step(clock.Now(), clock.WallNow());
+      for (int i = 0; i < 2 && !stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
   std::map<std::string, std::string> last_errors;
   while (!stop.load()) {
     rec.Step(clock.Now());
@@ -168,6 +190,7 @@ Result<void> Serve(const ServeOptions& o, const std::atomic<bool>& stop, const C
   LogLine("stopping (agents and their services keep running)");
   server.Stop();
   http.join();
+  maint.join();  // a pass in progress finishes first (bounded by the library's lock timeouts)
   return Ok();
 }
 

@@ -24,6 +24,9 @@ struct ServeOptions {
   std::string state_dir;
   ApiOptions api;
   Duration reconcile_period = Seconds(10);  // a pass at least this often (and on every change)
+  // Scheduled db maintenance of the stored spec's database.partitioning tables (db_maintainer.h):
+  // the first pass at start, then one per interval, on its own thread.
+  Duration maintain_interval = Seconds(3600);
 };
 
 // Opens the store, binds (writing the bound address to DIR/listen.addr), then serves and

@@ -33,6 +33,11 @@ int main(int argc, char** argv) {
   serve->add_option("--max-followers", so.api.max_followers, "Concurrent `logs -f` streams")
       ->capture_default_str()->check(CLI::Range(1, 1000));
 
+  double maintain_interval = 3600;
+  serve->add_option("--maintain-interval", maintain_interval,
+                    "Seconds between scheduled `db maintain` passes over the spec's database.partitioning tables "
+                    "(the first at start)")
+      ->capture_default_str()->check(CLI::Range(1.0, 7.0 * 24 * 3600));
   auto* version = app.add_subcommand("version", "Print the version");
 
   try {
@@ -57,6 +62,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   so.reconcile_period = cb::Seconds(period);
+  so.maintain_interval = cb::Seconds(maintain_interval);
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGINT, &sa, nullptr);
