@@ -123,8 +123,10 @@ std::string ScanPath(int argc, const char* const* argv, std::string* unknown) {
   return path;
 }
 
-// Runs the command in cbctl-full (beside this executable) with the same arguments.
-int ExecFull(int argc, const char* const* argv, Io& io) {
+// Runs the command in a fuller binary beside this executable, with the same arguments:
+// cbctl-api for the commands that talk to cbctld (no libpq/libpqxx to load), cbctl-full for
+// the rest (db commands). See cli/CMakeLists.txt.
+int ExecFull(int argc, const char* const* argv, Io& io, bool needs_daemon) {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   std::string dir = ".";
@@ -133,7 +135,7 @@ int ExecFull(int argc, const char* const* argv, Io& io) {
     dir = self;
     dir.resize(dir.rfind('/') == std::string::npos ? 0 : dir.rfind('/'));
   }
-  std::string full = dir + "/cbctl-full";
+  std::string full = dir + (needs_daemon ? "/cbctl-api" : "/cbctl-full");
   io.out.flush();
   io.err.flush();
   std::vector<char*> av;
@@ -144,7 +146,7 @@ int ExecFull(int argc, const char* const* argv, Io& io) {
   int err = errno;
   io.err << "cbctl: error: this command is run by " << full
          << ", which cannot be started: " << std::strerror(err)
-         << " (reinstall cbctl with cbctl-full beside it)\n";
+         << " (reinstall cbctl with cbctl-api and cbctl-full beside it)\n";
   return kExitFailure;
 }
 
@@ -254,7 +256,7 @@ int Run(int argc, const char* const* argv, Io& io) {
     io.err << (chosen_app ? chosen_app->help() : root.help());
     return kExitUsage;
   }
-  if (chosen->handler == nullptr) return ExecFull(argc, argv, io);
+  if (chosen->handler == nullptr) return ExecFull(argc, argv, io, chosen->needs_daemon);
   Args& a = args[chosen];
   for (const auto& f : chosen->flags) {
     std::string first(f.names.substr(0, f.names.find(',')));

@@ -6,7 +6,7 @@
 //
 // A row with children is a group ("svc", "token"): it only holds subcommands and has no
 // handler. Handlers return an exit code from cli/exit_codes.h. A leaf whose handler is null in
-// this binary is run by `cbctl-full` (see cli/handlers.h).
+// this binary is run by `cbctl-api` or `cbctl-full` (see cli/handlers.h).
 // Thread-safety: the table is immutable after first use; an Invocation is one thread's.
 #pragma once
 

@@ -4,8 +4,9 @@
 // Start-up time: `cbctl` itself links only what the daemon-less commands need (core, CLI11,
 // yaml-cpp), so `cbctl version` does not load libssl, libpq and their dozens of libraries.
 // Handlers that need those are declared CB_HEAVY_HANDLER (weak): in `cbctl` they are null and
-// the command is run by exec'ing `cbctl-full` (the same program with every handler linked,
-// installed beside it) with the same arguments. See cli/app.cc and cli/CMakeLists.txt.
+// the command is run by exec'ing, with the same arguments, `cbctl-api` (daemon commands:
+// cmd_daemon.cc linked, no libpq/libpqxx) or `cbctl-full` (every handler linked: db commands),
+// both installed beside it. See cli/app.cc and cli/CMakeLists.txt.
 #pragma once
 
 #include "cli/command.h"

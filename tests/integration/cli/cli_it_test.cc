@@ -6,6 +6,8 @@
 #include <pty.h>
 #include <sys/stat.h>
 
+#include <filesystem>
+
 #include "tests/integration/controlplane/cp_harness.h"
 
 namespace cb::cliit {
@@ -333,6 +335,31 @@ TEST_F(CliTest, UnreachableDaemonIsOneClearLineAndExit69) {
   // Daemon-less commands do not care.
   EXPECT_EQ(Cbctl({"version"}).rc, 0);
   EXPECT_EQ(Cbctl({"config", "validate", fleet_}).rc, 0);
+}
+
+// cbctl execs cbctl-api (no libpq) for daemon commands and cbctl-full only for db commands:
+// with only cbctl and cbctl-api installed, `ps` still works and `db status` names what is missing.
+TEST_F(CliTest, DaemonCommandsRunWithoutCbctlFull) {
+  std::string bin = world_->dir() + "/bin";
+  ASSERT_EQ(mkdir(bin.c_str(), 0700), 0);
+  for (const char* name : {"cbctl", "cbctl-api"}) {
+    std::filesystem::copy_file(cpit::BinDir() + "/" + name, bin + "/" + name);
+  }
+  std::vector<std::string> env = {"HOME=" + home_, "CBCTL_SERVER=" + world_->addr(),
+                                  "CBCTL_TOKEN=", "XDG_CONFIG_HOME=", "NO_COLOR=1"};
+  ASSERT_EQ(Cbctl({"apply", "--yes", "-f", fleet_}).rc, 0);
+  auto ps = RunCmd({bin + "/cbctl", "--token-file", token_file_, "ps", "-o", "json"}, 60, env);
+  world_->Harvest();
+  ASSERT_EQ(ps.rc, 0) << ps.err;
+  EXPECT_NE(ps.out.find("sleeper"), std::string::npos) << ps.out;
+  auto db = RunCmd({bin + "/cbctl", "db", "status"}, 60, env);
+  EXPECT_EQ(db.rc, 1) << db.err;
+  EXPECT_NE(db.err.find(bin + "/cbctl-full, which cannot be started"), std::string::npos) << db.err;
+  // The daemon binary does not load the Postgres client libraries.
+  auto ldd = RunCmd({"/usr/bin/ldd", bin + "/cbctl-api"}, 60, {});
+  ASSERT_EQ(ldd.rc, 0) << ldd.err;
+  EXPECT_NE(ldd.out.find("libcpp-httplib"), std::string::npos) << ldd.out;
+  EXPECT_EQ(ldd.out.find("libpq"), std::string::npos) << ldd.out;
 }
 
 }  // namespace
