@@ -12,8 +12,11 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "cli/client.h"
 #include "cli/command.h"
 #include "cli/exit_codes.h"
 #include "cli/output.h"
@@ -23,6 +26,7 @@
 #include "controlplane/db/status.h"
 #include "controlplane/db/tune.h"
 #include "core/clock.h"
+#include "core/spec.h"
 
 namespace cb::cli {
 namespace {
@@ -191,6 +195,108 @@ int CmdDbStatus(Invocation& inv) {
   return kExitOk;
 }
 
+// The spec's database.service for `db tune --restart`: from -f, else from the cbctld that
+// --server / CBCTL_SERVER / the config names (its stored spec). source "" = no spec found
+// (`why` says what was tried).
+struct TuneSpecService {
+  std::string source, service, why;
+  std::vector<std::string> hosts;
+};
+
+Result<std::unique_ptr<ApiClient>> DaemonClient(Invocation& inv) {
+  CB_TRY(ClientConfig config, ResolveClientConfig(inv.global, [](const char* n) {
+           return static_cast<const char*>(std::getenv(n));
+         }));
+  for (const auto& w : config.warnings) inv.io.err << Paint("warning: ", Color::kYellow, inv.color_err) << w << "\n";
+  return std::make_unique<ApiClient>(std::move(config));
+}
+
+TuneSpecService FindTuneSpecService(Invocation& inv) {
+  TuneSpecService out;
+  std::string yaml, source;
+  std::string file = inv.args.Get("spec");
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    yaml = ss.str();
+    source = file;
+  } else {
+    auto client = DaemonClient(inv);
+    if (!client) {
+      inv.io.err << Paint("warning: ", Color::kYellow, inv.color_err) << "--restart: " << client.error().message << "\n";
+      return out;
+    }
+    auto r = (*client)->Get("/v1/spec");
+    if (!r || !r->is_object() || !r->contains("yaml") || !(*r)["yaml"].is_string()) {
+      inv.io.err << Paint("warning: ", Color::kYellow, inv.color_err) << "--restart: cannot read cbctld's stored spec"
+                 << (r ? std::string(" (none applied)") : ": " + r.error().message) << "\n";
+      return out;
+    }
+    yaml = (*r)["yaml"].get<std::string>();
+    source = "the spec stored in cbctld (" + (*client)->config().server + ")";
+  }
+  auto spec = ParseFleetSpecOrError(yaml, source);
+  if (!spec) {
+    inv.io.err << Paint("warning: ", Color::kYellow, inv.color_err) << "--restart: " << spec.error().message << "\n";
+    return out;
+  }
+  out.source = source;
+  out.service = spec->database.service;
+  for (const auto& c : spec->services) {
+    if (c.name == out.service) out.hosts = c.hosts;
+  }
+  return out;
+}
+
+// Asks cbctld to restart the service running Postgres, waits (bounded) until a new postmaster
+// accepts connections, and checks that `pending` are no longer pending. Replaces conn.db with
+// the new connection.
+Result<void> RestartSupervisedPostgres(Invocation& inv, Conn& conn, const std::string& address,
+                                       const std::vector<std::string>& pending) {
+  CB_TRY(std::string started_before, db::QueryValue(*conn.db, "SELECT pg_postmaster_start_time()::text"));
+  CB_TRY(auto client, DaemonClient(inv));
+  conn.db.reset();  // our own session must not hold up the shutdown
+  auto r = client->Post("/v1/services/" + EncodePathSegment(address) + "/restart", Json::object());
+  if (!r) {
+    return Err(r.error().code, "asking cbctld ({}) to restart service {}: {}", client->config().server, address,
+               r.error().message);
+  }
+  constexpr double kTimeoutSeconds = 120;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(static_cast<int>(kTimeoutSeconds));
+  std::string last = "no attempt";
+  while (true) {
+    auto c = db::Connect(conn.params);
+    if (c) {
+      auto started = db::QueryValue(**c, "SELECT pg_postmaster_start_time()::text");
+      if (started && *started != started_before) {
+        conn.db = std::move(*c);
+        break;
+      }
+      last = started ? "the old postmaster (started " + started_before + ") still answers" : started.error().message;
+    } else {
+      last = c.error().message;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Err(Code::kTimeout,
+                 "service {} was restarted, but Postgres at {} did not accept connections as a new server within "
+                 "{:.0f} s (last: {}); check `cbctl svc logs {}`",
+                 address, conn.params.Redacted(), kTimeoutSeconds, last, address);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  CB_TRY(auto still, db::StillPendingRestart(*conn.db, pending));
+  if (!still.empty()) {
+    std::string names;
+    for (const auto& n : still) names += (names.empty() ? "" : ", ") + n;
+    return Err(Code::kFailedPrecondition,
+               "service {} was restarted but these settings are still pending a restart: {} (is it the Postgres "
+               "at {}?)",
+               address, names, conn.params.Redacted());
+  }
+  return Ok();
+}
+
 int CmdDbTune(Invocation& inv) {
   int code = 0;
   auto fmt = OutputFormat(inv, &code);
@@ -250,14 +356,40 @@ int CmdDbTune(Invocation& inv) {
   auto res = db::ApplyTune(*conn->db, *plan);
   if (!res) return Fail(inv, res.error());
   std::string advice;
+  bool restarted = false;
+  std::optional<Error> restart_error;
   if (!res->pending_restart.empty()) {
-    auto adv = db::RestartAdvice(*conn->db);
-    advice = adv ? *adv : "";
-    if (inv.args.Flag("restart")) advice = "--restart: not restarting: " + advice;
+    bool want = inv.args.Flag("restart");
+    TuneSpecService svc;
+    if (want) svc = FindTuneSpecService(inv);
+    auto d = db::DecideRestart(res->pending_restart, want, svc.source, svc.service, svc.hosts);
+    if (d.kind == db::RestartDecision::Kind::kRestart) {
+      if (*fmt == Format::kTable) {
+        inv.io.out << "Applied " << res->applied.size() << " setting(s) (batch " << res->batch
+                   << "); restarting service " << d.service_address << " (" << svc.source << ") for:";
+        for (const auto& n : res->pending_restart) inv.io.out << " " << n;
+        inv.io.out << "\n" << std::flush;
+      }
+      auto r = RestartSupervisedPostgres(inv, *conn, d.service_address, res->pending_restart);
+      if (r) {
+        restarted = true;
+        advice = "restarted service " + d.service_address + "; the pending settings took effect";
+      } else {
+        restart_error = r.error();
+      }
+    } else {
+      auto adv = db::RestartAdvice(*conn->db);
+      advice = adv ? *adv : "";
+      if (want) advice = "--restart: not restarting: " + d.note + "; " + advice;
+    }
   }
+  if (restart_error) return Fail(inv, *restart_error);
   if (*fmt != Format::kTable) {
     PrintStructured(inv.io.out, Json{{"applied", TuneItemsJson(res->applied)}, {"batch", res->batch},
-                                     {"pending_restart", res->pending_restart}, {"restart_advice", advice}}, *fmt);
+                                     {"pending_restart", restarted ? std::vector<std::string>{} : res->pending_restart},
+                                     {"restarted", restarted}, {"restart_advice", advice}}, *fmt);
+  } else if (restarted) {
+    inv.io.out << "Done: " << advice << " (undo the settings with `cbctl db tune --restore`).\n";
   } else {
     inv.io.out << "Applied " << res->applied.size() << " setting(s) (batch " << res->batch
                << "; undo with `cbctl db tune --restore`).\n";

@@ -332,8 +332,8 @@ std::vector<Command> BuildTable() {
                          {.kind = FlagKind::kBool, .names = "--restore", .key = "restore",
                           .help = "Put back the values from before the last --apply"},
                          {.kind = FlagKind::kBool, .names = "--restart", .key = "restart",
-                          .help = "Restart Postgres for pending settings when cbctl supervises it "
-                                  "(otherwise print how)"},
+                          .help = "Restart Postgres for pending settings when the spec's database.service "
+                                  "names the service that runs it (cbctld restarts it; otherwise print how)"},
                          {.kind = FlagKind::kBool, .names = "--detailed-exitcode",
                           .key = "detailed-exitcode",
                           .help = "Exit 0 when nothing changes, 2 when there are changes, 1 on error"},
@@ -345,7 +345,12 @@ std::vector<Command> BuildTable() {
                           "on this machine; otherwise pass --ram and --cpus. Values are clamped to "
                           "Postgres's limits, changes within 5% are skipped, and each change is "
                           "labelled reload or restart. Without --apply only the plan is shown. -o json "
-                          "prints [{name, current, recommended, unit, action, reason}]."});
+                          "prints [{name, current, recommended, unit, action, reason}]. "
+                          "--restart: when settings are pending a restart and the fleet spec (-f, or the "
+                          "one stored in cbctld) has database.service naming the services: entry that "
+                          "runs this Postgres, cbctl asks cbctld to restart that service, waits (up to "
+                          "120 s) until a new Postgres accepts connections and checks the settings took "
+                          "effect. Otherwise it prints how to restart Postgres and restarts nothing."});
   t.push_back({.path = "db partition",
                .summary = "Partition a live table by month, online",
                .handler = CmdDbPartition,

@@ -149,7 +149,7 @@ complete -c cbctl -n '__cbctl_at \'db tune\'' -l storage -x -a 'ssd hdd' -d 'Sto
 complete -c cbctl -n '__cbctl_at \'db tune\'' -l dry-run -d 'Show the plan (the exact statements) and change nothing'
 complete -c cbctl -n '__cbctl_at \'db tune\'' -l apply -d 'Apply with ALTER SYSTEM and reload (previous values are kept)'
 complete -c cbctl -n '__cbctl_at \'db tune\'' -l restore -d 'Put back the values from before the last --apply'
-complete -c cbctl -n '__cbctl_at \'db tune\'' -l restart -d 'Restart Postgres for pending settings when cbctl supervises it (otherwise print how)'
+complete -c cbctl -n '__cbctl_at \'db tune\'' -l restart -d 'Restart Postgres for pending settings when the spec\'s database.service names the service that runs it (cbctld restarts it; otherwise print how)'
 complete -c cbctl -n '__cbctl_at \'db tune\'' -l detailed-exitcode -d 'Exit 0 when nothing changes, 2 when there are changes, 1 on error'
 complete -c cbctl -n '__cbctl_at \'db tune\'' -s y -l yes -d 'Do not ask for confirmation (required without a terminal)'
 complete -c cbctl -n '__cbctl_at \'db tune\'' -s o -l output -x -a 'table json yaml' -d 'Output format'

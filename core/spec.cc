@@ -307,6 +307,7 @@ class SpecDecoder {
     DecodeServices(s);
     CheckHostReferences(s);
     CheckSqliteServers(s);
+    CheckDatabaseService(s);
     CheckDerivedNames(s);
     return s;
   }
@@ -351,7 +352,7 @@ class SpecDecoder {
     const Node* n = root_.Find("database");
     if (!n || n->IsNull()) return;
     const std::string p = "database";
-    if (!d_.Map(*n, p, {"url", "password_file", "partitioning"})) return;
+    if (!d_.Map(*n, p, {"url", "password_file", "partitioning", "service"})) return;
     auto& db = s.database;
     if (d_.Get(*n, "url", p, &db.url)) {
       const Node* u = n->Find("url");
@@ -372,6 +373,7 @@ class SpecDecoder {
       }
     }
     d_.Get(*n, "password_file", p, &db.password_file);
+    d_.Get(*n, "service", p, &db.service);
     const Node* part = n->Find("partitioning");
     if (!part || part->IsNull()) return;
     std::string pp = "database.partitioning";
@@ -831,6 +833,25 @@ class SpecDecoder {
               "service '" + s.services[i].name + "'");
   }
 
+  // database.service names a services: entry (the one that runs Postgres).
+  void CheckDatabaseService(const FleetSpec& s) {
+    if (s.database.service.empty()) return;
+    std::string names;
+    for (const auto& c : s.services) {
+      if (c.name == s.database.service) {
+        if (s.database.IsSqlite())
+          Error("database.service", "a service runs Postgres, but database.url is SQLite", "a postgresql:// URL",
+                s.database.url);
+        return;
+      }
+      names += (names.empty() ? "" : ", ") + c.name;
+    }
+    Error("database.service", "no entry of services: is named '" + s.database.service + "'",
+          names.empty() ? std::string("the name of a services: entry (there is none)")
+                        : "one of the services: " + names,
+          s.database.service);
+  }
+
   void CheckSqliteServers(const FleetSpec& s) {
     if (!s.server || !s.database.IsSqlite() || s.server->hosts.size() <= 1) return;
     std::string hosts;
@@ -982,6 +1003,7 @@ nlohmann::json SpecToJson(const FleetSpec& s) {
     } else {
       db["partitioning"] = nullptr;
     }
+    if (!s.database.service.empty()) db["service"] = s.database.service;
     j["database"] = db;
   }
   j["master_key_file"] = OrNull(s.master_key_file);

@@ -84,6 +84,9 @@ struct DatabaseSpec {
   std::string url = "sqlite:///var/lib/codebolt/db/main.db";
   std::string password_file;                     // "" = none (or PGPASSFILE)
   std::optional<PartitioningSpec> partitioning;  // absent = not partitioned by cbctl
+  // The name of the `services:` entry that runs this Postgres (validated: it must exist). "" =
+  // cbctl does not supervise it: `db tune --restart` then only prints how to restart it.
+  std::string service;
   bool IsSqlite() const { return url.starts_with("sqlite:"); }
   bool operator==(const DatabaseSpec&) const = default;
 };

@@ -247,9 +247,11 @@ namespace {
 
 Result<std::vector<std::string>> FileErrors(Db& db) {
   CB_TRY(auto r, db.Exec("SELECT sourcefile, sourceline, coalesce(name, '') AS name, error FROM pg_file_settings "
-                         "WHERE error IS NOT NULL AND error <> 'setting could not be applied'"));
+                         "WHERE error IS NOT NULL AND error <> 'setting could not be applied' "
+                         "AND error NOT LIKE '%cannot be changed without restarting the server%'"));
   // "setting could not be applied" is how Postgres marks a restart-only setting changed in a
-  // file: that is the pending restart reported separately, not an error.
+  // file, and "parameter … cannot be changed without restarting the server" (no file) one
+  // removed from it (e.g. by an earlier --restore): both are a pending restart, not an error.
   std::vector<std::string> out;
   for (size_t i = 0; i < r.size(); ++i) {
     out.push_back(r.Get(i, "sourcefile") + ":" + r.Get(i, "sourceline") + ": " + r.Get(i, "name") + ": " +
@@ -372,6 +374,42 @@ Result<std::string> RestartAdvice(Db& db) {
   std::string d = dir && !dir->empty() ? *dir : "<data directory>";
   return "this Postgres is not a service cbctl supervises; restart it with its own service manager, e.g. "
          "`systemctl restart postgresql` or `pg_ctl restart -D " + d + " -m fast` (as its OS user)";
+}
+
+RestartDecision DecideRestart(const std::vector<std::string>& pending, bool restart, const std::string& spec_source,
+                              const std::string& db_service, const std::vector<std::string>& service_hosts) {
+  RestartDecision d;
+  if (pending.empty()) return d;
+  d.kind = RestartDecision::Kind::kAdvise;
+  if (!restart) return d;
+  if (spec_source.empty()) {
+    d.note = "no fleet spec (pass -f fleet.yaml, or reach the cbctld that stores it with --server) names the "
+             "service that runs Postgres";
+    return d;
+  }
+  if (db_service.empty()) {
+    d.note = spec_source + ": database.service is not set (name the services: entry that runs Postgres to let "
+             "cbctl restart it)";
+    return d;
+  }
+  if (service_hosts.size() > 1) {
+    d.note = spec_source + ": service '" + db_service + "' runs on " + std::to_string(service_hosts.size()) +
+             " hosts; restart the right one with `cbctl svc restart " + db_service + "@HOST`";
+    return d;
+  }
+  d.kind = RestartDecision::Kind::kRestart;
+  d.service_address = db_service;
+  return d;
+}
+
+Result<std::vector<std::string>> StillPendingRestart(Db& db, const std::vector<std::string>& names) {
+  CB_TRY(Rows r, db.Exec("SELECT name FROM pg_settings WHERE pending_restart ORDER BY name"));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < r.size(); ++i) {
+    std::string n = r.Get(i, "name");
+    if (std::find(names.begin(), names.end(), n) != names.end()) out.push_back(n);
+  }
+  return out;
 }
 
 }  // namespace cb::db

@@ -104,4 +104,26 @@ Result<TuneResult> RestoreTune(Db& db);
 // How to restart this Postgres (it is not a service cbctl supervises): data directory based.
 Result<std::string> RestartAdvice(Db& db);
 
+// `db tune --restart`: what to do about settings pending a restart (pure).
+//   kNothing  nothing is pending;
+//   kAdvise   print RestartAdvice (no --restart; or --restart but Postgres is not a service cbctl
+//             supervises: `note` says why, e.g. "the spec's database has no `service:`");
+//   kRestart  ask cbctld to restart `service_address` (POST /v1/services/{addr}/restart), wait
+//             until Postgres accepts connections, then check nothing is pending any more.
+struct RestartDecision {
+  enum class Kind { kNothing, kAdvise, kRestart };
+  Kind kind = Kind::kNothing;
+  std::string service_address;  // kRestart: the service's address ("postgres", or "postgres@db1")
+  std::string note;             // kAdvise with --restart: why cbctl does not restart it
+};
+// pending: names pending a restart; restart: --restart given; spec_source: where the spec came
+// from ("" = no spec: neither -f nor a reachable cbctld); db_service: its database.service ("" =
+// none); service_hosts: the hosts that services: entry runs on.
+RestartDecision DecideRestart(const std::vector<std::string>& pending, bool restart, const std::string& spec_source,
+                              const std::string& db_service, const std::vector<std::string>& service_hosts);
+
+// Names among `names` that pg_settings still marks pending_restart (after a restart: the ones
+// that did not take effect).
+Result<std::vector<std::string>> StillPendingRestart(Db& db, const std::vector<std::string>& names);
+
 }  // namespace cb::db
