@@ -557,6 +557,13 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     return Usage("");
   }
+  // -h/--help anywhere: the usage on stdout, exit 0 (a request, not a mistake).
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) {
+      (void)std::fputs(kUsage, stdout);
+      return 0;
+    }
+  }
   std::string cmd = argv[1];
   if (cmd == "serve") {
     return Serve(argc, argv);

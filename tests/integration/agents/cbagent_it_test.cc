@@ -509,6 +509,11 @@ TEST(CbagentIt, UsageErrorsExit64BeforeConnecting) {
   EXPECT_EQ(it::Run({Bin(), "frob"}).rc, 64);
   EXPECT_EQ(it::Run({Bin(), "serve", "--state-dir", w.state(), "--stats-interval", "soon"}).rc, 64);
   EXPECT_EQ(it::Run({Bin(), "version"}).rc, 0);
+  for (const char* help : {"--help", "-h"}) {
+    auto h = it::Run({Bin(), "ctl", "--state-dir", w.state(), help});
+    EXPECT_EQ(h.rc, 0) << help;
+    EXPECT_NE(h.out.find("cbagent ctl --state-dir DIR ps"), std::string::npos) << h.out;
+  }
 }
 
 TEST(CbagentIt, NoAgentRunningSaysWhereItLookedAndHowToStartOne) {
