@@ -4,6 +4,7 @@
 
 #include "tests/integration/controlplane/cp_harness.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_test_util.h"
 
 namespace cb::cpit {
 namespace {
@@ -27,7 +28,7 @@ double Metric(CpWorld& w, const std::string& series) {
 }
 
 TEST(CbctldDbMaintainIt, ScheduledPassPremakesPartitionsAndReportsDefaultRows) {
-  if (!PgCluster::Get().available()) GTEST_SKIP() << PgCluster::Get().skip_reason();
+  REQUIRE_PG();
   TestDatabase tdb("cpmaint");
   ASSERT_TRUE(tdb.ok());
   // A natively partitioned table with only a default partition; three rows of two months ago
@@ -78,7 +79,7 @@ TEST(CbctldDbMaintainIt, ScheduledPassPremakesPartitionsAndReportsDefaultRows) {
 }
 
 TEST(CbctldDbMaintainIt, DefaultRowsShowInTheMetricAndAnUnreachableDatabaseIsRetriedNotFatal) {
-  if (!PgCluster::Get().available()) GTEST_SKIP() << PgCluster::Get().skip_reason();
+  REQUIRE_PG();
   TestDatabase tdb("cpmaint2");
   ASSERT_TRUE(tdb.ok());
   ASSERT_TRUE(tdb.Psql(

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_test_util.h"
 
 namespace {
 
@@ -18,8 +19,8 @@ using cb::testing::PgCluster;
 using cb::testing::TestDatabase;
 
 #define REQUIRE_PG_AND_CBCTL()                                                    \
-  if (!PgCluster::Get().available()) GTEST_SKIP() << PgCluster::Get().skip_reason(); \
-  if (::access(Cbctl().c_str(), X_OK) != 0) GTEST_SKIP() << Cbctl() << " is not built"
+  REQUIRE_PG();                                                                   \
+  if (::access(Cbctl().c_str(), X_OK) != 0) FAIL() << Cbctl() << " is not built"
 
 std::string Cbctl() { return std::string(CBCTL_BIN_DIR) + "/cbctl"; }
 

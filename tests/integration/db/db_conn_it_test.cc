@@ -6,6 +6,7 @@
 #include "controlplane/db/conn.h"
 #include "controlplane/db/schema.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_test_util.h"
 
 namespace cb::db {
 namespace {
@@ -13,8 +14,6 @@ namespace {
 using cb::testing::PgCluster;
 using cb::testing::TestDatabase;
 
-#define REQUIRE_PG()                                                              \
-  if (!PgCluster::Get().available()) GTEST_SKIP() << PgCluster::Get().skip_reason()
 
 std::unique_ptr<Db> MustConnect(const std::string& url) {
   auto p = ParseDbUrl(url);

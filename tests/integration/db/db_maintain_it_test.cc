@@ -9,6 +9,7 @@
 #include "controlplane/db/partition.h"
 #include "controlplane/db/status.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_test_util.h"
 
 namespace cb::db {
 namespace {
@@ -16,15 +17,8 @@ namespace {
 using cb::testing::PgCluster;
 using cb::testing::TestDatabase;
 
-#define REQUIRE_PG()                                                              \
-  if (!PgCluster::Get().available()) GTEST_SKIP() << PgCluster::Get().skip_reason()
 
-std::unique_ptr<Db> Open(const std::string& url) {
-  auto p = ParseDbUrl(url);
-  if (!p) return nullptr;
-  auto c = Connect(*p);
-  return c ? std::move(*c) : nullptr;
-}
+std::unique_ptr<Db> Open(const std::string& url) { return cb::testing::OpenDb(url); }
 
 void MakePartitioned(TestDatabase& tdb, Db& db, const std::string& retention = "") {
   ASSERT_TRUE(tdb.Psql("CREATE TABLE event_log (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, v int);"

@@ -11,6 +11,7 @@
 #include "controlplane/db/partition.h"
 #include "controlplane/db/schema.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_test_util.h"
 
 namespace cb::db {
 namespace {
@@ -18,15 +19,8 @@ namespace {
 using cb::testing::PgCluster;
 using cb::testing::TestDatabase;
 
-#define REQUIRE_PG()                                                              \
-  if (!PgCluster::Get().available()) GTEST_SKIP() << PgCluster::Get().skip_reason()
 
-std::unique_ptr<Db> Open(const std::string& url) {
-  auto p = ParseDbUrl(url);
-  if (!p) return nullptr;
-  auto c = Connect(*p);
-  return c ? std::move(*c) : nullptr;
-}
+std::unique_ptr<Db> Open(const std::string& url) { return cb::testing::OpenDb(url); }
 
 // event_log with an identity PK, a timestamptz column, an index, a comment and a grant,
 // `rows` rows spread over the last 6 months.

@@ -7,6 +7,7 @@
 #include "controlplane/db/conn.h"
 #include "controlplane/db/tune.h"
 #include "tests/support/pg_cluster.h"
+#include "tests/support/pg_test_util.h"
 
 namespace cb::db {
 namespace {
@@ -14,15 +15,8 @@ namespace {
 using cb::testing::PgCluster;
 using cb::testing::TestDatabase;
 
-#define REQUIRE_PG()                                                              \
-  if (!PgCluster::Get().available()) GTEST_SKIP() << PgCluster::Get().skip_reason()
 
-std::unique_ptr<Db> Open(const std::string& url) {
-  auto p = ParseDbUrl(url);
-  if (!p) return nullptr;
-  auto c = Connect(*p);
-  return c ? std::move(*c) : nullptr;
-}
+std::unique_ptr<Db> Open(const std::string& url) { return cb::testing::OpenDb(url); }
 
 TEST(DbTuneIt, PlanReadsThisMachinesLimitsAndChangesNothing) {
   REQUIRE_PG();
