@@ -350,12 +350,17 @@ std::optional<MonoTime> Supervisor::NextDeadline() const {
   return best;
 }
 
-Result<ServiceStatus> Supervisor::Start(const std::string& name, MonoTime now, WallTime wall_now) {
+Result<Supervisor::Svc*> Supervisor::FindDesired(const std::string& name) {
   auto it = services_.find(name);
   if (it == services_.end() || !it->second.desired) {
     return Err(Code::kNotFound, "service '{}' not found", name);
   }
-  Svc& s = it->second;
+  return &it->second;
+}
+
+Result<ServiceStatus> Supervisor::Start(const std::string& name, MonoTime now, WallTime wall_now) {
+  CB_TRY(Svc * found, FindDesired(name));
+  Svc& s = *found;
   Touch();
   s.manual_stop = false;
   if (s.state == ServiceState::kStopping) {
@@ -367,11 +372,8 @@ Result<ServiceStatus> Supervisor::Start(const std::string& name, MonoTime now, W
 }
 
 Result<ServiceStatus> Supervisor::Stop(const std::string& name, MonoTime now, WallTime wall_now) {
-  auto it = services_.find(name);
-  if (it == services_.end() || !it->second.desired) {
-    return Err(Code::kNotFound, "service '{}' not found", name);
-  }
-  Svc& s = it->second;
+  CB_TRY(Svc * found, FindDesired(name));
+  Svc& s = *found;
   Touch();
   s.manual_stop = true;
   if (s.state == ServiceState::kStopping) {
@@ -386,11 +388,8 @@ Result<ServiceStatus> Supervisor::Stop(const std::string& name, MonoTime now, Wa
 
 Result<ServiceStatus> Supervisor::Restart(const std::string& name, MonoTime now,
                                           WallTime wall_now) {
-  auto it = services_.find(name);
-  if (it == services_.end() || !it->second.desired) {
-    return Err(Code::kNotFound, "service '{}' not found", name);
-  }
-  Svc& s = it->second;
+  CB_TRY(Svc * found, FindDesired(name));
+  Svc& s = *found;
   Touch();
   s.manual_stop = false;
   if (s.state == ServiceState::kStopping) {
@@ -405,11 +404,8 @@ Result<ServiceStatus> Supervisor::Restart(const std::string& name, MonoTime now,
 }
 
 Result<ServiceStatus> Supervisor::Reset(const std::string& name, MonoTime now, WallTime wall_now) {
-  auto it = services_.find(name);
-  if (it == services_.end() || !it->second.desired) {
-    return Err(Code::kNotFound, "service '{}' not found", name);
-  }
-  Svc& s = it->second;
+  CB_TRY(Svc * found, FindDesired(name));
+  Svc& s = *found;
   Touch();
   s.consecutive_failures = 0;
   if (s.state == ServiceState::kBackoff || s.state == ServiceState::kCircuitOpen) {

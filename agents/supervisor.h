@@ -177,6 +177,8 @@ class Supervisor {
     std::optional<ServiceSpec> pending_spec;  // changed definition applied after the stop
   };
 
+  // The desired service called `name`, or kNotFound ("service 'NAME' not found").
+  Result<Svc*> FindDesired(const std::string& name);
   void StartNow(Svc& s, MonoTime now);
   void BeginStart(Svc& s);  // StartNow = BeginStart, the launcher's start, FinishStart
   void FinishStart(Svc& s, Result<ProcessId> r, MonoTime now);
