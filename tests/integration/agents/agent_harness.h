@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/process_util.h"
+
 namespace cb::it {
 
 using nlohmann::json;
@@ -28,85 +30,17 @@ using Clock = std::chrono::steady_clock;
 
 inline std::string Bin() { return std::string(CBCTL_BIN_DIR) + "/cbagent"; }
 
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-inline void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-}
-inline std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream ss(text);
-  std::string l;
-  while (std::getline(ss, l))
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
-inline bool Alive(pid_t pid) {
-  if (pid <= 0) return false;
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (stat.empty()) return false;
-  auto close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' &&
-         stat[close + 2] != 'X';
-}
-// Polls `cond` every 20 ms until it holds or `seconds` pass.
-inline bool WaitFor(const std::function<bool()>& cond, double seconds) {
-  auto end = Clock::now() +
-             std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
-  while (Clock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
-
-struct RunResult {
-  int rc = -1;
-  std::string out, err;
-};
+using cb::testing::Alive;
+using cb::testing::Lines;
+using cb::testing::ReadFile;
+using cb::testing::RunResult;
+using cb::testing::WaitFor;
+using cb::testing::WriteFile;
 
 // Runs argv (no shell) with `input` on stdin; kills it after `timeout` seconds.
 inline RunResult Run(const std::vector<std::string>& argv, const std::string& input = "",
                      double timeout = 20) {
-  char tmpl[] = "/tmp/cbit-run-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
-  WriteFile(in, input);
-  pid_t pid = fork();
-  if (pid == 0) {
-    int i = open(in.c_str(), O_RDONLY);
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(i, 0);
-    dup2(o, 1);
-    dup2(e, 2);
-    std::vector<char*> av;
-    for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
-    av.push_back(nullptr);
-    execv(av[0], av.data());
-    _exit(127);
-  }
-  RunResult r;
-  int status = 0;
-  bool done = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
-  if (!done) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    ADD_FAILURE() << "timed out: " << argv[0] << " " << (argv.size() > 1 ? argv[1] : "");
-  }
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadFile(out);
-  r.err = ReadFile(err);
-  unlink(in.c_str());
-  unlink(out.c_str());
-  unlink(err.c_str());
-  rmdir(dir.c_str());
-  return r;
+  return cb::testing::RunProcess(argv, {.input = input, .timeout = timeout});
 }
 
 // One test's world: temp dir, agent processes, cleanup of everything by PID.

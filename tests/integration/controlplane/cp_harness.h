@@ -30,6 +30,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/process_util.h"
+
 namespace cb::cpit {
 
 using nlohmann::json;
@@ -37,37 +39,12 @@ using SteadyClock = std::chrono::steady_clock;
 
 inline std::string BinDir() { return std::string(CBCTL_BIN_DIR); }
 
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-inline void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f << text;
-}
-inline std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-inline bool Alive(pid_t pid) {
-  if (pid <= 0) return false;
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  if (stat.empty()) return false;
-  auto close = stat.rfind(')');
-  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' &&
-         stat[close + 2] != 'X';
-}
-inline bool WaitFor(const std::function<bool()>& cond, double seconds) {
-  auto end = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                      std::chrono::duration<double>(seconds));
-  while (SteadyClock::now() < end) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return cond();
-}
+using cb::testing::Alive;
+using cb::testing::ReadFile;
+using cb::testing::RunResult;
+using cb::testing::Trim;
+using cb::testing::WaitFor;
+using cb::testing::WriteFile;
 
 // Pids whose parent is `parent` (from /proc/*/stat).
 inline std::vector<pid_t> ChildrenOf(pid_t parent) {
@@ -89,49 +66,12 @@ inline std::vector<pid_t> ChildrenOf(pid_t parent) {
   return out;
 }
 
-struct RunResult {
-  int rc = -1;
-  std::string out, err;
-};
-
-// Runs argv (no shell), stdin /dev/null, env additions; kills it after `timeout` seconds.
+// Runs argv (no shell) in its own process group, stdin /dev/null (empty), env additions;
+// kills the group after `timeout` seconds.
 inline RunResult RunCmd(const std::vector<std::string>& argv, double timeout = 20,
-                     const std::vector<std::string>& env = {}) {
-  char tmpl[] = "/tmp/cbcpit-run-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string out = dir + "/out", err = dir + "/err";
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    int i = open("/dev/null", O_RDONLY);
-    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(i, 0);
-    dup2(o, 1);
-    dup2(e, 2);
-    for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
-    std::vector<char*> av;
-    for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
-    av.push_back(nullptr);
-    execv(av[0], av.data());
-    _exit(127);
-  }
-  RunResult r;
-  int status = 0;
-  bool done = WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, timeout);
-  if (!done) {
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    ADD_FAILURE() << "timed out: " << argv[0];
-  }
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadFile(out);
-  r.err = ReadFile(err);
-  unlink(out.c_str());
-  unlink(err.c_str());
-  rmdir(dir.c_str());
-  return r;
+                        const std::vector<std::string>& env = {}) {
+  return cb::testing::RunProcess(
+      argv, {.timeout = timeout, .env = env, .own_process_group = true});
 }
 
 struct HttpReply {
