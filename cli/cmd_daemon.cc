@@ -5,6 +5,7 @@
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cli/client.h"
@@ -55,6 +56,31 @@ Result<T> DecodeReply(const Result<json>& r, std::string_view what) {
   auto v = wire::Decode<T>(*r, what);
   if (!v) return Err(Code::kInternal, "unexpected reply from cbctld: {}", v.error().message);
   return v;
+}
+
+// A plain read: GET `path` from cbctld and decode a T. With -o json|yaml it prints the reply
+// and returns nullopt with *exit_code = 0; on an error it prints it and returns nullopt with
+// the error's exit code. Otherwise it returns the reply for the caller's table.
+template <class T>
+std::optional<T> GetForTable(Invocation& inv, const std::string& path, std::string_view what,
+                             int* exit_code) {
+  Format format = OutputFormat(inv);
+  auto api = Connect(inv);
+  if (!api) {
+    *exit_code = FailConfig(inv, api.error());
+    return std::nullopt;
+  }
+  auto reply = DecodeReply<T>((*api)->Get(path), what);
+  if (!reply) {
+    *exit_code = Fail(inv, reply.error());
+    return std::nullopt;
+  }
+  if (format != Format::kTable) {
+    PrintStructured(inv.io.out, json(*reply), format);
+    *exit_code = kExitOk;
+    return std::nullopt;
+  }
+  return std::move(*reply);
 }
 
 Result<std::string> ReadSpecFile(Invocation& inv, const std::string& file) {
@@ -260,15 +286,9 @@ int CmdGetSpec(Invocation& inv) {
 }
 
 int CmdGetHosts(Invocation& inv) {
-  Format format = OutputFormat(inv);
-  auto api = Connect(inv);
-  if (!api) return FailConfig(inv, api.error());
-  auto hosts = DecodeReply<wire::HostsResponse>((*api)->Get("/v1/hosts"), "hosts");
-  if (!hosts) return Fail(inv, hosts.error());
-  if (format != Format::kTable) {
-    PrintStructured(inv.io.out, json(*hosts), format);
-    return kExitOk;
-  }
+  int rc = kExitOk;
+  auto hosts = GetForTable<wire::HostsResponse>(inv, "/v1/hosts", "hosts", &rc);
+  if (!hosts) return rc;
   Table t(
       {"HOST", "ADDRESS", "REACHABLE", "AGENT", "AGENT PID", "SERVICES", "LAST SEEN", "LAST ERROR"},
       {false, false, false, false, true, true, false, false});
@@ -357,17 +377,11 @@ int CmdStatus(Invocation& inv) {
 }
 
 int CmdPs(Invocation& inv) {
-  Format format = OutputFormat(inv);
-  auto api = Connect(inv);
-  if (!api) return FailConfig(inv, api.error());
   std::string path = "/v1/services";
   if (inv.args.Has("host")) path += "?host=" + EncodePathSegment(inv.args.Get("host"));
-  auto services = DecodeReply<wire::ServicesResponse>((*api)->Get(path), "services");
-  if (!services) return Fail(inv, services.error());
-  if (format != Format::kTable) {
-    PrintStructured(inv.io.out, json(*services), format);
-    return kExitOk;
-  }
+  int rc = kExitOk;
+  auto services = GetForTable<wire::ServicesResponse>(inv, path, "services", &rc);
+  if (!services) return rc;
   if (services->services.empty()) {
     inv.io.err << "No services (apply a fleet spec with: cbctl apply -f fleet.yaml).\n";
     return kExitOk;
@@ -459,22 +473,16 @@ int CmdLogs(Invocation& inv) {
 }
 
 int CmdAudit(Invocation& inv) {
-  Format format = OutputFormat(inv);
   std::string limit = inv.args.Get("limit");
   char* end = nullptr;
   long n = std::strtol(limit.c_str(), &end, 10);
   if (limit.empty() || *end != '\0' || n < 1 || n > 10000)
     return PrintUsageError(inv,
                            "--limit: expected a number from 1 to 10000, found '" + limit + "'");
-  auto api = Connect(inv);
-  if (!api) return FailConfig(inv, api.error());
-  auto audit = DecodeReply<wire::AuditResponse>((*api)->Get("/v1/audit?limit=" + std::to_string(n)),
-                                                "audit");
-  if (!audit) return Fail(inv, audit.error());
-  if (format != Format::kTable) {
-    PrintStructured(inv.io.out, json(*audit), format);
-    return kExitOk;
-  }
+  int rc = kExitOk;
+  auto audit = GetForTable<wire::AuditResponse>(inv, "/v1/audit?limit=" + std::to_string(n),
+                                                "audit", &rc);
+  if (!audit) return rc;
   Table t({"ID", "AT", "ACTOR", "ACTION", "TARGET", "RESULT", "STATUS", "DETAIL"},
           {true, false, false, false, false, false, true, false});
   for (const auto& e : audit->entries) {
@@ -514,15 +522,9 @@ int CmdTokenCreate(Invocation& inv) {
 }
 
 int CmdTokenList(Invocation& inv) {
-  Format format = OutputFormat(inv);
-  auto api = Connect(inv);
-  if (!api) return FailConfig(inv, api.error());
-  auto r = DecodeReply<wire::TokensResponse>((*api)->Get("/v1/tokens"), "tokens");
-  if (!r) return Fail(inv, r.error());
-  if (format != Format::kTable) {
-    PrintStructured(inv.io.out, json(*r), format);
-    return kExitOk;
-  }
+  int rc = kExitOk;
+  auto r = GetForTable<wire::TokensResponse>(inv, "/v1/tokens", "tokens", &rc);
+  if (!r) return rc;
   Table t({"ID", "NAME", "SCOPE", "CREATED", "BY", "LAST USED", "REVOKED"},
           {true, false, false, false, false, false, false});
   for (const auto& tk : r->tokens) {
