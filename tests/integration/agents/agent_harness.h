@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -75,10 +76,24 @@ class AgentWorld {
   const std::string& state() const { return state_; }
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
+  // A copy of cbagent that another user can execute: the build tree may sit under a directory
+  // only root can enter (a clone in a `mktemp -d` dir), so the copy goes into this world's dir,
+  // which is opened to 0755.
+  std::string BinForOtherUsers() {
+    std::string copy = dir_ + "/cbagent";
+    if (access(copy.c_str(), X_OK) != 0) {
+      chmod(dir_.c_str(), 0755);
+      std::filesystem::copy_file(Bin(), copy, std::filesystem::copy_options::overwrite_existing);
+      chmod(copy.c_str(), 0755);
+    }
+    return copy;
+  }
+
   // Starts `cbagent serve` and waits until its socket answers. Returns its pid.
   // `uid` >= 0: run the agent as that user (the test must be root).
   pid_t Serve(const std::vector<std::string>& extra = {}, int uid = -1) {
     std::string log = dir_ + "/agent.stderr";
+    std::string bin = uid >= 0 ? BinForOtherUsers() : Bin();
     pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);  // its own group: a test's kill does not hit the test runner
@@ -90,7 +105,7 @@ class AgentWorld {
       if (uid >= 0 &&
           (setgid(static_cast<gid_t>(uid)) != 0 || setuid(static_cast<uid_t>(uid)) != 0))
         _exit(126);
-      std::vector<std::string> args = {Bin(), "serve", "--state-dir", state_};
+      std::vector<std::string> args = {bin, "serve", "--state-dir", state_};
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> av;
       for (auto& a : args) av.push_back(a.data());

@@ -553,12 +553,13 @@ TEST(CbagentIt, NonRootAgentRefusesUserAndUnwritableStateDir) {
   chmod(w.dir().c_str(), 0755);
   mkdir(w.Path("rootonly").c_str(), 0755);
   std::string err = w.Path("serve.err");
+  std::string bin = w.BinForOtherUsers();
   pid_t pid = fork();
   if (pid == 0) {
     int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(e, 2);
     if (setgid(nobody) != 0 || setuid(nobody) != 0) _exit(126);
-    execl(Bin().c_str(), "cbagent", "serve", "--state-dir", w.Path("rootonly").c_str(), nullptr);
+    execl(bin.c_str(), "cbagent", "serve", "--state-dir", w.Path("rootonly").c_str(), nullptr);
     _exit(127);
   }
   int status = 0;
